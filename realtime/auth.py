@@ -1,0 +1,57 @@
+"""Socket authentication: a SimpleJWT access token to a user, or a clear refusal.
+
+Only access tokens open a socket (``AccessToken``: a refresh token is refused).
+Tokens are never logged; ``redact`` strips them from anything that is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+from .protocol import E_TOKEN_EXPIRED, E_TOKEN_INVALID
+
+_TOKEN_RE = re.compile(r"(token=)[^&\s]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    return _TOKEN_RE.sub(r"\1[redacted]", text)
+
+
+class AuthFailed(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    user: Any
+    expires_at: float  # a Unix timestamp
+
+
+def authenticate(raw_token: str) -> Authenticated:
+    """Validate an access token and load its active user (runs ORM queries)."""
+    try:
+        token = AccessToken(raw_token)
+    except ExpiredTokenError:
+        raise AuthFailed(E_TOKEN_EXPIRED, "token has expired") from None
+    except TokenError:
+        raise AuthFailed(E_TOKEN_INVALID, "token is invalid") from None
+    user_id = token.get(api_settings.USER_ID_CLAIM)
+    user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
+    if user is None or not user.is_active:
+        raise AuthFailed(E_TOKEN_INVALID, "token is invalid: no such active user")
+    return Authenticated(user=user, expires_at=float(token["exp"]))
+
+
+def seconds_left(expires_at: float) -> float:
+    return expires_at - datetime.now(UTC).timestamp()

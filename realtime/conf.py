@@ -1,0 +1,42 @@
+"""Real-time settings, read when asked (never at import time), with their defaults.
+
+Every limit of PROTOCOL.md section 9 is one of these; README.md has the table.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+DEFAULTS = {
+    "WEBSOCKET_ENABLED": True,
+    "WEBSOCKET_HEARTBEAT_INTERVAL": 30.0,
+    "WEBSOCKET_MAX_CONNECTIONS": 1000,
+    "WEBSOCKET_MAX_SUBSCRIPTIONS": 100,
+    "WEBSOCKET_MAX_MESSAGE_SIZE": 65536,
+    "WEBSOCKET_ALLOWED_ORIGINS": [],
+    "WEBSOCKET_CONNECT_RATE": 60,
+    "WEBSOCKET_MESSAGE_RATE": 20.0,
+    "WEBSOCKET_PRESENCE_GRACE": 5.0,
+    # A client that lets this many frames pile up unsent reads too slowly (4500).
+    "WEBSOCKET_SEND_QUEUE_LIMIT": 1000,
+    # How long ?batch=1 connections gather publications before one frame goes out.
+    "WEBSOCKET_BATCH_TICK": 0.02,
+    "REALTIME_HISTORY_SIZE": 1000,
+    "REALTIME_HISTORY_TTL": 86400,
+    "REALTIME_POLL_INTERVAL": 0.25,
+    # Channel kinds (``presence``, ``user``, ...) whose history is not served.
+    "REALTIME_NO_HISTORY": [],
+    "REALTIME_CHANNEL_POLICY": "realtime.policy.default_policy",
+}
+
+
+def get(name: str):
+    return getattr(settings, name, DEFAULTS[name])
+
+
+def allowed_origins() -> list[str]:
+    """Origins a browser may connect from; by default the hosts of ALLOWED_HOSTS."""
+    configured = get("WEBSOCKET_ALLOWED_ORIGINS")
+    if configured:
+        return list(configured)
+    return list(settings.ALLOWED_HOSTS)

@@ -1,0 +1,369 @@
+"""The WebSocket endpoint ``/ws/<client_id>/``: translates frames, delegates the rest.
+
+Frames are parsed by ``protocol.parse_frame`` (never by Channels' JSON consumer,
+which dies on bad input), access is decided by ``policy.check``, history and
+publication by ``publisher``, presence by ``presence``; delivery to this socket
+is done by the process's hub, which calls ``push``. Handlers run one at a time
+per connection; the hub's pushes may interleave with a handler's awaits, which
+is why a subscription buffers pushes until its replay is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.http.request import split_domain_port, validate_host
+
+from . import conf, policy, presence, protocol
+from .auth import AuthFailed, authenticate, seconds_left
+from .hub import get_hub
+from .protocol import ProtocolError, encode
+from .publisher import history
+
+logger = logging.getLogger(__name__)
+
+# The strikes window for 4429: a client that has more than 2 x burst messages
+# dropped within these seconds is not going to slow down by itself.
+RATE_STRIKE_WINDOW = 10.0
+
+
+class Subscription:
+    __slots__ = ("last", "buffer")
+
+    def __init__(self) -> None:
+        self.last: int | None = None  # highest seq sent on this socket
+        self.buffer: list[tuple[int, str]] | None = []  # pushes held while replaying
+
+
+def origin_allowed(origin: str | None) -> bool:
+    """No Origin (a non-browser client) is allowed; a browser's must be on the allow-list."""
+    if origin is None:
+        return True
+    allowed = conf.allowed_origins()
+    if "*" in allowed or origin in allowed:
+        return True
+    host = urlsplit(origin).netloc
+    if not host:
+        return False
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, [a for a in allowed if "://" not in a])
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    # No channel-layer channel per socket: the hub receives one layer message per
+    # process and writes to local sockets itself (see hub.py).
+    channel_layer_alias = "__realtime_no_layer__"
+
+    async def dispatch(self, message):
+        # Channels 4.3 hops to the database thread (aclose_old_connections) before
+        # every handler; frames that need the database go through
+        # database_sync_to_async, which closes stale connections itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # --- opening and closing ------------------------------------------------
+
+    async def connect(self) -> None:
+        self.hub = get_hub()
+        self.closed = False
+        self.registered = False
+        self.connection_id = uuid.uuid4().hex
+        self.client_id = self.scope["url_route"]["kwargs"].get("client_id", "")
+        self.user = None
+        self.user_id: str | None = None
+        self.subs: dict[str, Subscription] = {}
+        self.last_received = time.monotonic()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._batch: list[str] | None = None
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
+
+        # Refusals before accept() are HTTP 403 and record nothing.
+        if not conf.get("WEBSOCKET_ENABLED") or not protocol.valid_client_id(self.client_id):
+            await self.close()
+            return
+        if not origin_allowed(headers.get("origin")):
+            logger.info("refused handshake from origin %r", headers.get("origin"))
+            await self.close()
+            return
+
+        await self.hub.ensure_started(handle_signals="server" in self.scope)
+        client = self.scope.get("client") or ("", 0)
+        ip = client[0] or ""
+        if self.hub.stopping or not self.hub.allow_connect_attempt(ip) or self.hub.at_capacity():
+            await self.accept()
+            await self.close_with(protocol.CLOSE_TRY_AGAIN)
+            return
+
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        if query.get("batch", [""])[0] in ("1", "true"):
+            self._batch = []
+        token = query.get("token", [""])[0]
+        if token:
+            try:
+                auth = await database_sync_to_async(authenticate)(token)
+            except AuthFailed as exc:
+                await self.accept()
+                await self.close_with(protocol.CLOSE_TOKEN_INVALID, protocol.error(exc.code, exc.message))
+                return
+            self._set_user(auth)
+
+        await self.accept()
+        try:
+            await database_sync_to_async(presence.connection_opened)(
+                connection_id=self.connection_id,
+                client_id=self.client_id,
+                user_id=self.user_id,
+                server_id=self.hub.server_id,
+                ip=ip,
+                user_agent=headers.get("user-agent", ""),
+            )
+        except Exception:
+            logger.exception("could not record connection %s", self.connection_id)
+            await self.close_with(protocol.CLOSE_TRY_AGAIN)
+            return
+        self.registered = True
+        await self.hub.add(self)
+        await self.send_message(
+            protocol.connection_message(
+                client_id=self.client_id,
+                connection_id=self.connection_id,
+                user=self.user,
+                heartbeat_interval=conf.get("WEBSOCKET_HEARTBEAT_INTERVAL"),
+            )
+        )
+        logger.debug("connected %s client=%s user=%s", self.connection_id, self.client_id, self.user_id)
+
+    def _set_user(self, auth) -> None:
+        self.user = auth.user
+        self.user_id = str(auth.user.pk)
+        if self._expiry is not None:
+            self._expiry.cancel()
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(
+            max(0.0, seconds_left(auth.expires_at)), lambda: asyncio.ensure_future(self._token_expired())
+        )
+
+    async def _token_expired(self) -> None:
+        await self.close_with(
+            protocol.CLOSE_TOKEN_INVALID, protocol.error(protocol.E_TOKEN_EXPIRED, "token has expired")
+        )
+
+    async def close_with(self, code: int, error: dict | None = None) -> None:
+        """Close with a policy code, after an optional ``error`` frame. Safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        if error is not None:
+            await self.send_message(error)
+        await self.close(code)
+
+    async def disconnect(self, code) -> None:
+        self.closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if not self.registered:
+            return
+        self.registered = False
+        self.hub.remove(self)
+        if self.hub.stopping:
+            return  # the hub clears this server's rows in one go
+        try:
+            last_one = await database_sync_to_async(presence.connection_closed)(self.connection_id, self.user_id)
+        except Exception:
+            logger.warning("could not clear connection %s; pruning will", self.connection_id, exc_info=True)
+            return
+        if last_one:
+            self.hub.schedule_offline(self.user_id)
+        logger.debug("disconnected %s code=%s", self.connection_id, code)
+
+    # --- sending --------------------------------------------------------------
+
+    async def send_message(self, message: dict) -> None:
+        await self.base_send({"type": "websocket.send", "text": encode(message)})
+
+    async def push(self, channel: str, seq: int, text: str) -> None:
+        """Called by the hub for every publication on a channel this socket holds."""
+        sub = self.subs.get(channel)
+        if sub is None or self.closed:
+            return
+        if sub.buffer is not None:
+            sub.buffer.append((seq, text))
+            return
+        if sub.last is not None and seq <= sub.last:
+            return
+        sub.last = seq
+        if self._batch is None:
+            await self.base_send({"type": "websocket.send", "text": text})
+            return
+        self._batch.append(text)
+        if len(self._batch) == 1:
+            asyncio.get_running_loop().call_later(
+                float(conf.get("WEBSOCKET_BATCH_TICK")), lambda: asyncio.ensure_future(self._flush_batch())
+            )
+        elif len(self._batch) > int(conf.get("WEBSOCKET_SEND_QUEUE_LIMIT")):
+            self._batch = []
+            await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
+
+    async def _flush_batch(self) -> None:
+        texts, self._batch = self._batch, []
+        if not texts or self.closed:
+            return
+        text = texts[0] if len(texts) == 1 else protocol.batch_frame(texts)
+        await self.base_send({"type": "websocket.send", "text": text})
+
+    # --- receiving ------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if self.closed:
+            return
+        self.last_received = time.monotonic()
+        self.hub.stats["messages_in"] += 1
+        size = len(text_data) if text_data is not None else len(bytes_data or b"")
+        limit = int(conf.get("WEBSOCKET_MAX_MESSAGE_SIZE"))
+        if size > limit or (text_data is not None and size * 4 > limit and len(text_data.encode()) > limit):
+            await self.close_with(protocol.CLOSE_TOO_LARGE)
+            return
+        if not self._take_rate_token():
+            return
+        ref = None
+        try:
+            msg = protocol.parse_frame(text_data, bytes_data)
+            ref = msg.ref
+            await getattr(self, f"on_{msg.type}")(msg)
+        except ProtocolError as exc:
+            await self.send_message(protocol.error(exc.code, exc.message, ref=exc.ref or ref, channel=exc.channel))
+
+    def _take_rate_token(self) -> bool:
+        """A token bucket: WEBSOCKET_MESSAGE_RATE a second, bursts up to twice that."""
+        rate = float(conf.get("WEBSOCKET_MESSAGE_RATE"))
+        now = time.monotonic()
+        tokens, last, strikes, window = getattr(self, "_bucket", (2 * rate, now, 0, now))
+        tokens = min(2 * rate, tokens + (now - last) * rate)
+        if now - window > RATE_STRIKE_WINDOW:
+            strikes, window = 0, now
+        if tokens >= 1:
+            self._bucket = (tokens - 1, now, strikes, window)
+            return True
+        strikes += 1
+        self._bucket = (tokens, now, strikes, window)
+        if strikes > 4 * rate:
+            asyncio.ensure_future(self.close_with(protocol.CLOSE_RATE_LIMITED))
+        else:
+            asyncio.ensure_future(
+                self.send_message(protocol.error(protocol.E_RATE_LIMITED, "too many messages; this one was dropped"))
+            )
+        return False
+
+    async def on_ping(self, msg) -> None:
+        await self.send_message(
+            protocol.with_ref({"type": "pong", "timestamp": msg.timestamp, "server_time": protocol.now_iso()}, msg.ref)
+        )
+
+    async def on_subscribe(self, msg) -> None:
+        name = msg.channel
+        sub = self.subs.get(name)
+        if sub is None and len(self.subs) >= int(conf.get("WEBSOCKET_MAX_SUBSCRIPTIONS")):
+            raise ProtocolError(protocol.E_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions", ref=msg.ref, channel=name)
+        await self._check(name, msg.ref)
+        if sub is None:
+            sub = self.subs[name] = Subscription()
+            self.hub.subscribe(self, name)
+        elif sub.buffer is None:
+            sub.buffer = []
+        size = int(conf.get("REALTIME_HISTORY_SIZE"))
+        since = msg.since
+        try:
+            rows, recovered, latest = await database_sync_to_async(history)(
+                name, since if since is not None else 2**62, size
+            )
+        except Exception:
+            self._drop(name)
+            raise
+        await self.send_message(
+            protocol.with_ref({"type": "subscribed", "channel": name, "seq": latest, "recovered": recovered}, msg.ref)
+        )
+        last = sub.last or 0
+        for seq, text in rows:
+            if seq > last:
+                await self.base_send({"type": "websocket.send", "text": text})
+                last = seq
+        if name == presence.PRESENCE_CHANNEL:
+            users = await database_sync_to_async(presence.presence_state)()
+            await self.send_message({"type": "presence_state", "channel": name, "users": users})
+        # Everything up to ``latest`` is either replayed now or gone from the store.
+        last = max(last, latest)
+        buffered, sub.buffer = sub.buffer or [], None
+        sub.last = last
+        for seq, text in buffered:
+            await self.push(name, seq, text)
+        await self._save_subscriptions()
+
+    async def on_unsubscribe(self, msg) -> None:
+        name = protocol.parse_channel(msg.channel).name
+        if name in self.subs:
+            self._drop(name)
+            await self._save_subscriptions()
+        await self.send_message(protocol.with_ref({"type": "unsubscribed", "channel": name}, msg.ref))
+
+    def _drop(self, name: str) -> None:
+        self.subs.pop(name, None)
+        self.hub.unsubscribe(self, name)
+
+    async def on_history(self, msg) -> None:
+        name = msg.channel
+        await self._check(name, msg.ref)
+        if protocol.parse_channel(name).kind in conf.get("REALTIME_NO_HISTORY"):
+            raise ProtocolError(
+                protocol.E_HISTORY_UNAVAILABLE, "no history is kept for this channel", ref=msg.ref, channel=name
+            )
+        rows, recovered, _latest = await database_sync_to_async(history)(name, msg.since, msg.limit)
+        text = protocol.history_frame(name, [t for _, t in rows], recovered, msg.ref)
+        await self.base_send({"type": "websocket.send", "text": text})
+
+    async def on_presence(self, msg) -> None:
+        if self.user_id is None:
+            raise ProtocolError(protocol.E_FORBIDDEN, "sign in to set presence", ref=msg.ref)
+        await database_sync_to_async(presence.set_status)(self.user_id, msg.status, msg.activity)
+        await self.send_message(
+            protocol.with_ref({"type": "presence_ack", "status": msg.status, "activity": msg.activity}, msg.ref)
+        )
+
+    async def on_auth(self, msg) -> None:
+        try:
+            auth = await database_sync_to_async(authenticate)(msg.token)
+        except AuthFailed as exc:
+            await self.close_with(protocol.CLOSE_TOKEN_INVALID, protocol.error(exc.code, exc.message, ref=msg.ref))
+            return
+        if self.user_id is not None and str(auth.user.pk) != self.user_id:
+            await self.close_with(
+                protocol.CLOSE_TOKEN_INVALID,
+                protocol.error(protocol.E_TOKEN_INVALID, "token is for another user", ref=msg.ref),
+            )
+            return
+        upgrading = self.user_id is None
+        self._set_user(auth)
+        if upgrading:
+            await database_sync_to_async(presence.connection_authenticated)(self.connection_id, self.user_id)
+            await self.hub.claim_client_id(self)
+        await self.send_message(
+            protocol.with_ref({"type": "authenticated", "user": protocol.user_dict(self.user)}, msg.ref)
+        )
+
+    async def _check(self, name: str, ref: str | None) -> None:
+        try:
+            await database_sync_to_async(policy.check)(self.user, name)
+        except ProtocolError as exc:
+            exc.ref = ref
+            raise
+
+    async def _save_subscriptions(self) -> None:
+        await database_sync_to_async(presence.update_subscriptions)(self.connection_id, sorted(self.subs))

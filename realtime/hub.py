@@ -1,0 +1,370 @@
+"""The per-process delivery hub: one per server process, owning its local sockets.
+
+Why it exists (see ../shared/TRAPS.md, "Figures"): the textbook Channels pattern
+(a consumer per socket in a layer group, ``group_send``, ``send_json`` per
+recipient) costs one layer message, one JSON encoding and one consumer wake-up
+per recipient. Here each publication reaches a process once (a local hand-off,
+one channel-layer message on the ``rt.fanout`` group, or the database poller),
+is encoded once by the publisher, and the hub writes that text to every local
+subscriber itself. Consumers hold no channel-layer channel of their own.
+
+The rule a caller must know: everything here runs on the event loop of the
+server process; other threads hand publications in with ``deliver_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+
+from . import conf, presence, publisher
+from .protocol import CLOSE_DISCONNECTED, CLOSE_REPLACED, CLOSE_TRY_AGAIN
+
+logger = logging.getLogger(__name__)
+
+FANOUT_GROUP = "rt.fanout"
+
+
+class LocalConnection(Protocol):
+    connection_id: str
+    client_id: str
+    user_id: str | None
+    last_received: float
+
+    async def push(self, channel: str, seq: int, text: str) -> None: ...
+
+    async def close_with(self, code: int, error: dict | None = None) -> None: ...
+
+
+class Hub:
+    """Local connections, their subscriptions, and in-order delivery of publications."""
+
+    def __init__(self) -> None:
+        self.server_id = uuid.uuid4().hex
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.connections: dict[str, LocalConnection] = {}
+        self.by_client: dict[tuple[str, str], LocalConnection] = {}
+        self.subscribers: dict[str, set[LocalConnection]] = defaultdict(set)
+        # The highest seq this process has delivered per channel: drops repeats
+        # (the same publication arriving locally, by the layer and by the poller).
+        self.delivered_seq: dict[str, int] = {}
+        self.queue: asyncio.Queue | None = None
+        self.tasks: list[asyncio.Task] = []
+        self.stopping = False
+        self.layer = None
+        self.layer_is_local = True
+        self.poll_cursor = 0
+        self.connect_attempts: dict[str, tuple[float, float]] = {}
+        self.offline_timers: dict[str, asyncio.TimerHandle] = {}
+        self.stats = {"messages_in": 0, "messages_out": 0, "publications": 0}
+        # Background database work runs on a thread of its own, so a slow poll or
+        # prune never stalls the shared thread that consumers' ORM calls use.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-hub")
+
+    # --- lifecycle -------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self.loop is not None
+
+    async def ensure_started(self, *, handle_signals: bool = False) -> None:
+        if self.loop is not None:
+            return
+        self.loop = asyncio.get_running_loop()
+        self.queue = asyncio.Queue()
+        self.layer = get_channel_layer()
+        self.layer_is_local = self.layer is None or type(self.layer).__name__ == "InMemoryChannelLayer"
+        await self.db(presence.register_server, self.server_id, socket.gethostname(), os.getpid())
+        self.poll_cursor = await self.db(publisher.latest_message_id)
+        self.tasks = [
+            asyncio.ensure_future(self._deliver_loop()),
+            asyncio.ensure_future(self._poll_loop()),
+            asyncio.ensure_future(self._maintenance_loop()),
+        ]
+        if not self.layer_is_local:
+            self.tasks.append(asyncio.ensure_future(self._layer_loop()))
+        if handle_signals:
+            self._install_signal_handlers()
+        logger.info("realtime hub %s started (layer: %s)", self.server_id[:8], type(self.layer).__name__)
+
+    async def db(self, func, *args):
+        return await sync_to_async(func, thread_sensitive=False, executor=self.executor)(*args)
+
+    def _install_signal_handlers(self) -> None:
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum, frame):
+            # Close every socket with 4503 and clear our rows before the server
+            # exits: daphne alone drops sockets without a close frame and cancels
+            # disconnect handlers, so presence would leak.
+            logger.info("SIGTERM: closing %d connections with 4503", len(self.connections))
+            self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._shutdown_then(previous, signum)))
+
+        try:
+            signal.signal(signal.SIGTERM, on_sigterm)
+        except ValueError:  # not the main thread: leave signals to the server
+            logger.debug("not installing SIGTERM handler outside the main thread")
+
+    async def _shutdown_then(self, previous, signum) -> None:
+        try:
+            await asyncio.wait_for(self.shutdown(), timeout=10)
+        except Exception:
+            logger.exception("realtime shutdown did not finish cleanly")
+        if callable(previous):
+            previous(signum, None)
+        else:
+            raise SystemExit(0)
+
+    async def shutdown(self) -> None:
+        self.stopping = True
+        await asyncio.gather(
+            *(conn.close_with(CLOSE_TRY_AGAIN) for conn in list(self.connections.values())),
+            return_exceptions=True,
+        )
+        await self.db(presence.stop_server, self.server_id)
+        # Let the close frames reach the wire before the server tears the sockets down.
+        await asyncio.sleep(0.2)
+
+    # --- connections -----------------------------------------------------
+
+    def allow_connect_attempt(self, ip: str) -> bool:
+        """A token bucket per client address: WEBSOCKET_CONNECT_RATE a minute."""
+        rate = float(conf.get("WEBSOCKET_CONNECT_RATE"))
+        now = time.monotonic()
+        tokens, last = self.connect_attempts.get(ip, (rate, now))
+        tokens = min(rate, tokens + (now - last) * rate / 60.0)
+        if tokens < 1:
+            self.connect_attempts[ip] = (tokens, now)
+            return False
+        self.connect_attempts[ip] = (tokens - 1, now)
+        if len(self.connect_attempts) > 10000:  # forget addresses whose bucket is full again
+            self.connect_attempts = {k: v for k, v in self.connect_attempts.items() if now - v[1] < 60}
+        return True
+
+    def at_capacity(self) -> bool:
+        return len(self.connections) >= int(conf.get("WEBSOCKET_MAX_CONNECTIONS"))
+
+    async def add(self, conn: LocalConnection) -> None:
+        """Register a connection; an older one of the same user and client id is replaced (4409)."""
+        self.connections[conn.connection_id] = conn
+        await self.claim_client_id(conn)
+
+    async def claim_client_id(self, conn: LocalConnection) -> None:
+        if conn.user_id is None:
+            return
+        key = (conn.user_id, conn.client_id)
+        older = self.by_client.get(key)
+        self.by_client[key] = conn
+        if older is not None and older is not conn:
+            await older.close_with(CLOSE_REPLACED)
+        if not self.layer_is_local:
+            await self._layer_send(
+                {
+                    "type": "rt.takeover",
+                    "user_id": conn.user_id,
+                    "client_id": conn.client_id,
+                    "connection_id": conn.connection_id,
+                }
+            )
+
+    def remove(self, conn: LocalConnection) -> None:
+        self.connections.pop(conn.connection_id, None)
+        if conn.user_id is not None and self.by_client.get((conn.user_id, conn.client_id)) is conn:
+            del self.by_client[(conn.user_id, conn.client_id)]
+        for channel in list(self.subscribers):
+            subs = self.subscribers[channel]
+            subs.discard(conn)
+            if not subs:
+                del self.subscribers[channel]
+
+    def subscribe(self, conn: LocalConnection, channel: str) -> None:
+        self.subscribers[channel].add(conn)
+
+    def unsubscribe(self, conn: LocalConnection, channel: str) -> None:
+        subs = self.subscribers.get(channel)
+        if subs is not None:
+            subs.discard(conn)
+            if not subs:
+                del self.subscribers[channel]
+
+    async def close_connection(self, connection_id: str, code: int = CLOSE_DISCONNECTED) -> bool:
+        """Close one connection wherever it lives: here at once, elsewhere through the layer."""
+        conn = self.connections.get(connection_id)
+        if conn is not None:
+            await conn.close_with(code)
+            return True
+        if not self.layer_is_local:
+            await self._layer_send({"type": "rt.close", "connection_id": connection_id, "code": code})
+        return False
+
+    # --- delivery --------------------------------------------------------
+
+    def deliver_threadsafe(self, channel: str, seq: int, text: str) -> None:
+        """Hand a committed publication to this process's sockets, from any thread."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, (channel, seq, text))
+
+    async def _deliver_loop(self) -> None:
+        while True:
+            channel, seq, text = await self.queue.get()
+            try:
+                await self._deliver(channel, seq, text)
+            except Exception:
+                logger.exception("delivery of %s#%s failed", channel, seq)
+
+    async def _deliver(self, channel: str, seq: int, text: str) -> None:
+        last = self.delivered_seq.get(channel)
+        if last is not None and seq <= last:
+            return
+        if last is not None and seq > last + 1:
+            # A publication overtook an earlier one (two publishers, two paths):
+            # fill the gap from the store so every socket sees seq in order.
+            for missed_seq, missed_text in await self.db(publisher.messages_between, channel, last, seq):
+                await self._fan(channel, missed_seq, missed_text)
+        await self._fan(channel, seq, text)
+
+    async def _fan(self, channel: str, seq: int, text: str) -> None:
+        self.delivered_seq[channel] = seq
+        self.stats["publications"] += 1
+        subs = self.subscribers.get(channel)
+        if not subs:
+            return
+        for conn in list(subs):
+            try:
+                await conn.push(channel, seq, text)
+            except Exception:
+                logger.exception("push to %s failed", conn.connection_id)
+        self.stats["messages_out"] += len(subs)
+
+    async def _poll_loop(self) -> None:
+        """Pick up publications committed by other processes (the embedded default's doorbell)."""
+        while True:
+            await asyncio.sleep(float(conf.get("REALTIME_POLL_INTERVAL")))
+            try:
+                rows = await self.db(publisher.messages_after_id, self.poll_cursor, 1000)
+            except Exception:
+                logger.warning("polling stored messages failed; retrying", exc_info=True)
+                continue
+            for msg_id, channel, seq, text in rows:
+                self.poll_cursor = max(self.poll_cursor, msg_id)
+                await self.queue.put((channel, seq, text))
+
+    async def _layer_send(self, message: dict) -> None:
+        try:
+            await self.layer.group_send(FANOUT_GROUP, message)
+        except Exception:
+            logger.warning("channel layer send failed: %s", message["type"], exc_info=True)
+
+    async def _layer_loop(self) -> None:
+        channel_name = None
+        while True:
+            try:
+                if channel_name is None:
+                    channel_name = await self.layer.new_channel()
+                    await self.layer.group_add(FANOUT_GROUP, channel_name)
+                message = await self.layer.receive(channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Redis went away: the poller keeps delivering from the store; rejoin when back.
+                logger.warning("channel layer receive failed; retrying in 1 s", exc_info=True)
+                channel_name = None
+                await asyncio.sleep(1)
+                continue
+            kind = message.get("type")
+            if kind == "rt.publish":
+                await self.queue.put((message["channel"], message["seq"], message["text"]))
+            elif kind == "rt.close":
+                conn = self.connections.get(message["connection_id"])
+                if conn is not None:
+                    await conn.close_with(int(message["code"]))
+            elif kind == "rt.takeover":
+                conn = self.by_client.get((message["user_id"], message["client_id"]))
+                if conn is not None and conn.connection_id != message["connection_id"]:
+                    await conn.close_with(CLOSE_REPLACED)
+
+    # --- heartbeats, presence grace, pruning -----------------------------
+
+    async def _maintenance_loop(self) -> None:
+        interval = float(conf.get("WEBSOCKET_HEARTBEAT_INTERVAL"))
+        # A quarter interval keeps every bound of section 6 (silence closes after
+        # 2x, dead servers pruned within 2x) with room to spare.
+        tick = max(0.1, interval / 4)
+        next_write = 0.0
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for conn in list(self.connections.values()):
+                if now - conn.last_received > 2 * interval:
+                    await conn.close_with(4408)
+            if now < next_write:
+                continue
+            # One coalesced write a half interval for all local connections:
+            # thousands of pings cost one UPDATE, not one each.
+            next_write = now + interval / 2
+            try:
+                gone = await self.db(presence.heartbeat, self.server_id, list(self.connections), interval)
+            except Exception:
+                logger.warning("heartbeat write failed; retrying", exc_info=True)
+                continue
+            for connection_id in gone:
+                # Its row was deleted elsewhere (the admin's disconnect action).
+                conn = self.connections.get(connection_id)
+                if conn is not None:
+                    await conn.close_with(CLOSE_DISCONNECTED)
+
+    def schedule_offline(self, user_id: str) -> None:
+        """After the grace period, a user with no connection left goes offline."""
+        grace = float(conf.get("WEBSOCKET_PRESENCE_GRACE"))
+        timer = self.offline_timers.pop(user_id, None)
+        if timer is not None:
+            timer.cancel()
+
+        def fire():
+            self.offline_timers.pop(user_id, None)
+            asyncio.ensure_future(self._finish_offline(user_id))
+
+        self.offline_timers[user_id] = self.loop.call_later(grace, fire)
+
+    async def _finish_offline(self, user_id: str) -> None:
+        try:
+            await self.db(presence.finish_offline, user_id)
+        except Exception:
+            logger.warning("marking user %s offline failed", user_id, exc_info=True)
+
+
+_hub: Hub | None = None
+
+
+def get_hub() -> Hub:
+    global _hub
+    if _hub is None:
+        _hub = Hub()
+    return _hub
+
+
+def running_hub() -> Hub | None:
+    """The hub of this process if it serves sockets, else None (a shell, a worker)."""
+    return _hub if _hub is not None and _hub.started else None
+
+
+def reset_hub() -> None:
+    """Forget the hub (tests start each server-side scenario with a fresh one)."""
+    global _hub
+    if _hub is not None:
+        for task in _hub.tasks:
+            task.cancel()
+        for timer in _hub.offline_timers.values():
+            timer.cancel()
+    _hub = None

@@ -1,0 +1,267 @@
+"""The wire contract (../shared/PROTOCOL.md, version 1) as plain Python, with no I/O.
+
+Every client frame is parsed here (``parse_frame``) and every message shape the
+server sends is built here; consumers, views and publishers call these and
+never build protocol dicts of their own. Nothing here touches Django settings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+# --- Close codes (PROTOCOL.md section 5). An application may only send 1000 and
+# 3000-4999, so every policy close mirrors an HTTP status in the 4000 range.
+CLOSE_NORMAL = 1000
+CLOSE_TOO_LARGE = 4413
+CLOSE_TRY_AGAIN = 4503
+CLOSE_TOKEN_INVALID = 4401
+CLOSE_HEARTBEAT_TIMEOUT = 4408
+CLOSE_REPLACED = 4409
+CLOSE_RATE_LIMITED = 4429
+CLOSE_DISCONNECTED = 4403
+CLOSE_SLOW_CONSUMER = 4500
+
+# --- Error codes (section 5)
+E_INVALID_JSON = "invalid_json"
+E_INVALID_MESSAGE = "invalid_message"
+E_UNKNOWN_TYPE = "unknown_type"
+E_UNKNOWN_CHANNEL = "unknown_channel"
+E_FORBIDDEN = "forbidden"
+E_NOT_FOUND = "not_found"
+E_HISTORY_UNAVAILABLE = "history_unavailable"
+E_TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+E_RATE_LIMITED = "rate_limited"
+E_TOKEN_INVALID = "token_invalid"
+E_TOKEN_EXPIRED = "token_expired"
+
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+OBJECT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")
+PRESENCE_STATUSES = ("online", "away", "busy")
+ALL_PRESENCE_STATUSES = ("online", "away", "busy", "offline")
+MAX_REF_LENGTH = 64
+MAX_ACTIVITY_LENGTH = 200
+MAX_HISTORY_LIMIT = 1000
+MAX_CHANNEL_LENGTH = 80
+CLIENT_TYPES = ("subscribe", "unsubscribe", "presence", "ping", "auth", "history")
+
+# Channels of section 2: plain names, and prefixed ones that carry an object id.
+PLAIN_CHANNELS = ("global", "issues", "alerts", "presence")
+PREFIXED_CHANNELS = ("issue", "alert", "user")
+
+ISSUE_UPDATE_TYPES = (
+    "created",
+    "updated",
+    "status_changed",
+    "resolved",
+    "assigned",
+    "commented",
+    "deleted",
+)
+
+
+class ProtocolError(Exception):
+    """A client frame that breaks the contract; becomes an ``error`` reply."""
+
+    def __init__(self, code: str, message: str, *, ref: str | None = None, channel: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+        self.channel = channel
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A parsed protocol channel: ``issue:12`` is Channel("issue", "12")."""
+
+    kind: str
+    object_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.kind if self.object_id is None else f"{self.kind}:{self.object_id}"
+
+
+def parse_channel(name: Any) -> Channel:
+    """Parse a channel name of section 2, or raise ProtocolError(unknown_channel)."""
+    if not isinstance(name, str) or not name:
+        raise ProtocolError(E_INVALID_MESSAGE, "channel must be a non-empty string")
+    if len(name) > MAX_CHANNEL_LENGTH or not name.isascii():
+        raise ProtocolError(E_UNKNOWN_CHANNEL, "unknown channel", channel=name[:MAX_CHANNEL_LENGTH])
+    if name in PLAIN_CHANNELS:
+        return Channel(name)
+    kind, sep, object_id = name.partition(":")
+    if sep and kind in PREFIXED_CHANNELS and OBJECT_ID_RE.match(object_id):
+        return Channel(kind, object_id)
+    raise ProtocolError(E_UNKNOWN_CHANNEL, f"unknown channel {name!r}", channel=name)
+
+
+def group_name(channel: str) -> str:
+    """Map a protocol channel to a channel-layer group name.
+
+    Layer groups allow only ``A-Za-z0-9-_.`` and fewer than 100 characters, so
+    ``issue:123`` becomes ``rt.issue.123``. Callers pass parsed channels only.
+    """
+    return "rt." + channel.replace(":", ".")
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 with a Z suffix, to the millisecond."""
+    return iso(datetime.now(UTC))
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def valid_client_id(client_id: str) -> bool:
+    return bool(CLIENT_ID_RE.match(client_id or ""))
+
+
+# --- Parsing client frames -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    type: str
+    ref: str | None
+    channel: str | None = None
+    since: int | None = None
+    limit: int | None = None
+    status: str | None = None
+    activity: str | None = None
+    timestamp: Any = None
+    token: str | None = None
+
+
+def _int_field(data: dict, key: str, ref: str | None, *, minimum: int = 0) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ProtocolError(E_INVALID_MESSAGE, f"{key} must be an integer >= {minimum}", ref=ref)
+    return value
+
+
+def parse_frame(text: str | None, data_bytes: bytes | None = None) -> ClientMessage:
+    """Parse one client frame into a ClientMessage, or raise ProtocolError.
+
+    Binary and empty frames, invalid JSON and non-objects are ``invalid_json``;
+    wrong field types ``invalid_message``; other types ``unknown_type``.
+    """
+    if text is None:
+        raise ProtocolError(E_INVALID_JSON, "frames must be JSON text, not binary")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ProtocolError(E_INVALID_JSON, "frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(E_INVALID_JSON, "frame must be a JSON object")
+    ref = data.get("ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_REF_LENGTH):
+        raise ProtocolError(E_INVALID_MESSAGE, f"ref must be a string of at most {MAX_REF_LENGTH} characters")
+    msg_type = data.get("type")
+    if not isinstance(msg_type, str):
+        raise ProtocolError(E_INVALID_MESSAGE, "type is required and must be a string", ref=ref)
+    if msg_type not in CLIENT_TYPES:
+        raise ProtocolError(E_UNKNOWN_TYPE, f"unknown message type {msg_type[:40]!r}", ref=ref)
+
+    if msg_type in ("subscribe", "unsubscribe", "history"):
+        channel = data.get("channel")
+        if not isinstance(channel, str) or not channel:
+            raise ProtocolError(E_INVALID_MESSAGE, "channel is required and must be a string", ref=ref)
+        since = _int_field(data, "since", ref) if msg_type != "unsubscribe" else None
+        limit = None
+        if msg_type == "history":
+            limit = _int_field(data, "limit", ref, minimum=1)
+            limit = MAX_HISTORY_LIMIT if limit is None else min(limit, MAX_HISTORY_LIMIT)
+            since = since or 0
+        return ClientMessage(msg_type, ref, channel=channel, since=since, limit=limit)
+    if msg_type == "presence":
+        status = data.get("status")
+        if status not in PRESENCE_STATUSES:
+            raise ProtocolError(E_INVALID_MESSAGE, "status must be one of online, away, busy", ref=ref)
+        activity = data.get("activity")
+        if activity is not None and (not isinstance(activity, str) or len(activity) > MAX_ACTIVITY_LENGTH):
+            raise ProtocolError(
+                E_INVALID_MESSAGE, f"activity must be a string of at most {MAX_ACTIVITY_LENGTH} characters", ref=ref
+            )
+        return ClientMessage(msg_type, ref, status=status, activity=activity or None)
+    if msg_type == "ping":
+        timestamp = data.get("timestamp")
+        if timestamp is not None and not isinstance(timestamp, str | int | float):
+            raise ProtocolError(E_INVALID_MESSAGE, "timestamp must be a string or a number", ref=ref)
+        return ClientMessage(msg_type, ref, timestamp=timestamp)
+    # auth
+    token = data.get("token")
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        raise ProtocolError(E_INVALID_MESSAGE, "token is required and must be a string", ref=ref)
+    return ClientMessage(msg_type, ref, token=token)
+
+
+# --- Building server messages ----------------------------------------------
+
+
+def with_ref(message: dict, ref: str | None) -> dict:
+    if ref is not None:
+        message["ref"] = ref
+    return message
+
+
+def error(code: str, message: str, *, ref: str | None = None, channel: str | None = None) -> dict:
+    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if channel is not None:
+        out["channel"] = channel
+    return with_ref(out, ref)
+
+
+def user_dict(user: Any) -> dict | None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return {"id": str(user.pk), "username": user.get_username()}
+
+
+def connection_message(*, client_id: str, connection_id: str, user: Any, heartbeat_interval: float) -> dict:
+    info = user_dict(user)
+    interval = int(heartbeat_interval) if float(heartbeat_interval).is_integer() else heartbeat_interval
+    return {
+        "type": "connection",
+        "protocol": PROTOCOL_VERSION,
+        "client_id": client_id,
+        "connection_id": connection_id,
+        "authenticated": info is not None,
+        "user": info,
+        "heartbeat_interval": interval,
+        "server_time": now_iso(),
+    }
+
+
+def envelope(message: dict, *, channel: str, seq: int, ts: str) -> dict:
+    """A publication with its envelope fields first, as section 4 shows them."""
+    body = {k: v for k, v in message.items() if k not in ("type", "channel", "seq", "ts")}
+    return {"type": message["type"], "channel": channel, "seq": seq, "ts": ts, **body}
+
+
+def encode(message: dict) -> str:
+    """Compact JSON, encoded once per publication and reused for every recipient."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def batch_frame(texts: list[str]) -> str:
+    """Join already-encoded publications into one ``batch`` frame without re-encoding."""
+    return '{"type":"batch","messages":[' + ",".join(texts) + "]}"
+
+
+def history_frame(channel: str, frames: list[str], recovered: bool, ref: str | None) -> str:
+    """The ``history`` reply, splicing stored frames in without decoding them."""
+    head = encode(with_ref({"type": "history", "channel": channel, "recovered": recovered}, ref))
+    return head[:-1] + ',"messages":[' + ",".join(frames) + "]}"

@@ -1,0 +1,142 @@
+"""The one way out: ``publish(channel, message)`` and the stored history behind it.
+
+A publication is stored in the caller's transaction with the next contiguous
+``seq`` of its channel, and fanned out only after that transaction commits: a
+rolled-back save publishes nothing, a committed one is in the store even if the
+process dies before the fan-out, and clients recover it with ``since``. A fan-out
+failure (the channel layer is down) is logged and never fails the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import partial
+
+from asgiref.sync import async_to_sync
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from . import conf
+from .models import ChannelSequence, Message
+from .protocol import encode, envelope, iso, parse_channel
+
+logger = logging.getLogger(__name__)
+
+
+def publish(channel: str, message: dict) -> dict:
+    """Store ``message`` on ``channel`` and deliver it after commit; returns it with its envelope.
+
+    ``message`` needs a ``type``; ``channel``, ``seq`` and ``ts`` are set here.
+    Call it inside the transaction of the change it announces.
+    """
+    channel = parse_channel(channel).name
+    if not isinstance(message.get("type"), str):
+        raise ValueError("a publication needs a string 'type'")
+    with transaction.atomic():
+        seq = _next_seq(channel)
+        created_at = timezone.now()
+        full = envelope(message, channel=channel, seq=seq, ts=iso(created_at))
+        text = encode(full)
+        Message.objects.create(channel=channel, seq=seq, type=full["type"], payload=text, created_at=created_at)
+        transaction.on_commit(partial(_fan_out, channel, seq, text))
+    return full
+
+
+def _next_seq(channel: str) -> int:
+    """The next seq of ``channel``. The UPDATE's row lock (PostgreSQL) or write lock
+    (SQLite) is held to commit, so concurrent publishers get contiguous numbers in
+    commit order."""
+    if not ChannelSequence.objects.filter(channel=channel).update(last_seq=F("last_seq") + 1):
+        try:
+            with transaction.atomic():
+                ChannelSequence.objects.create(channel=channel, last_seq=1)
+            return 1
+        except IntegrityError:  # another publisher created it first
+            ChannelSequence.objects.filter(channel=channel).update(last_seq=F("last_seq") + 1)
+    return ChannelSequence.objects.values_list("last_seq", flat=True).get(channel=channel)
+
+
+def _fan_out(channel: str, seq: int, text: str) -> None:
+    from .hub import FANOUT_GROUP, running_hub
+
+    hub = running_hub()
+    if hub is not None:
+        hub.deliver_threadsafe(channel, seq, text)
+        if hub.layer_is_local:
+            return
+    try:
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None or type(layer).__name__ == "InMemoryChannelLayer":
+            # In-process layer, no server here: the server picks it up from the store.
+            return
+        async_to_sync(layer.group_send)(
+            FANOUT_GROUP, {"type": "rt.publish", "channel": channel, "seq": seq, "text": text}
+        )
+    except Exception:
+        # Stored already: live clients get it from the server's poller, others by resume.
+        logger.warning("fan-out of %s#%s failed; it stays in history", channel, seq, exc_info=True)
+
+
+# --- history ----------------------------------------------------------------
+
+
+def latest_seq(channel: str) -> int:
+    return ChannelSequence.objects.filter(channel=channel).values_list("last_seq", flat=True).first() or 0
+
+
+def history(channel: str, since: int, limit: int) -> tuple[list[tuple[int, str]], bool, int]:
+    """Stored frames of ``channel`` with seq > ``since`` (at most ``limit``, oldest first).
+
+    Returns ([(seq, frame)], recovered, latest): ``recovered`` is False when messages
+    after ``since`` are gone from the store, so the client must reload its state.
+    """
+    latest = latest_seq(channel)
+    # Only the newest REALTIME_HISTORY_SIZE are kept, whether or not prune ran yet.
+    floor = latest - int(conf.get("REALTIME_HISTORY_SIZE"))
+    rows = list(
+        Message.objects.filter(channel=channel, seq__gt=max(since, floor), created_at__gte=_ttl_cutoff())
+        .order_by("seq")
+        .values_list("seq", "payload")[:limit]
+    )
+    if since >= latest:
+        recovered = True
+    elif rows:
+        recovered = since >= floor and rows[0][0] == since + 1
+    else:
+        recovered = False
+    return rows, recovered, latest
+
+
+def messages_between(channel: str, after: int, before: int) -> list[tuple[int, str]]:
+    return list(
+        Message.objects.filter(channel=channel, seq__gt=after, seq__lt=before)
+        .order_by("seq")
+        .values_list("seq", "payload")
+    )
+
+
+def latest_message_id() -> int:
+    return Message.objects.aggregate(m=Max("id"))["m"] or 0
+
+
+def messages_after_id(after_id: int, limit: int) -> list[tuple[int, str, int, str]]:
+    return list(
+        Message.objects.filter(id__gt=after_id).order_by("id").values_list("id", "channel", "seq", "payload")[:limit]
+    )
+
+
+def _ttl_cutoff():
+    return timezone.now() - timedelta(seconds=int(conf.get("REALTIME_HISTORY_TTL")))
+
+
+def prune_history() -> int:
+    """Delete messages past REALTIME_HISTORY_TTL and beyond REALTIME_HISTORY_SIZE per channel."""
+    deleted, _ = Message.objects.filter(created_at__lt=_ttl_cutoff()).delete()
+    size = int(conf.get("REALTIME_HISTORY_SIZE"))
+    for channel, last in ChannelSequence.objects.values_list("channel", "last_seq"):
+        deleted += Message.objects.filter(channel=channel, seq__lte=last - size).delete()[0]
+    return deleted

@@ -1,0 +1,51 @@
+from rest_framework import serializers
+
+from .protocol import ProtocolError, iso, parse_channel
+
+
+class PublishSerializer(serializers.Serializer):
+    channel = serializers.CharField(max_length=100)
+    message = serializers.DictField()
+
+    def validate_channel(self, value: str) -> str:
+        try:
+            return parse_channel(value).name
+        except ProtocolError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+    def validate_message(self, value: dict) -> dict:
+        if not isinstance(value.get("type"), str) or not value["type"]:
+            raise serializers.ValidationError("message needs a string 'type'")
+        return value
+
+
+class NotifySerializer(serializers.Serializer):
+    user_id = serializers.CharField(max_length=40)
+    message = serializers.DictField()
+
+
+class PresenceSerializer(serializers.Serializer):
+    user_id = serializers.SerializerMethodField()
+    username = serializers.CharField()
+    status = serializers.SerializerMethodField()
+    activity = serializers.SerializerMethodField()
+    last_seen = serializers.SerializerMethodField()
+    connection_count = serializers.IntegerField()
+
+    def _presence(self, user):
+        return getattr(user, "presence", None)
+
+    def get_user_id(self, user) -> str:
+        return str(user.pk)
+
+    def get_status(self, user) -> str:
+        p = self._presence(user)
+        return p.status if p else "offline"
+
+    def get_activity(self, user) -> str | None:
+        p = self._presence(user)
+        return p.activity if p else None
+
+    def get_last_seen(self, user) -> str | None:
+        p = self._presence(user)
+        return iso(p.last_seen) if p else None

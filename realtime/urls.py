@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("channels/<str:channel>/history/", views.HistoryView.as_view(), name="realtime-history"),
+    path("presence/", views.PresenceView.as_view(), name="realtime-presence"),
+    path("broadcast/", views.BroadcastView.as_view(), name="realtime-broadcast"),
+    path("notify/", views.NotifyView.as_view(), name="realtime-notify"),
+    path("stats/", views.StatsView.as_view(), name="realtime-stats"),
+]

@@ -1,0 +1,121 @@
+"""HTTP side of the real-time layer: history, presence, broadcast, notify, stats."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from . import conf, policy, presence, protocol
+from .hub import running_hub
+from .models import Connection
+from .permissions import CanPublish, IsStaff
+from .publisher import history, publish
+from .serializers import NotifySerializer, PresenceSerializer, PublishSerializer
+
+
+class HistoryView(APIView):
+    """Stored messages of one channel, under the same policy as the socket."""
+
+    permission_classes = [AllowAny]  # the channel policy decides, as on the socket
+
+    def get(self, request, channel: str):
+        user = request.user if request.user.is_authenticated else None
+        try:
+            policy.check(user, channel)
+        except protocol.ProtocolError as exc:
+            if exc.code == protocol.E_NOT_FOUND:
+                raise NotFound(exc.message) from None
+            if exc.code == protocol.E_UNKNOWN_CHANNEL:
+                raise NotFound("unknown channel") from None
+            if user is None:
+                return Response({"detail": "authentication required"}, status=status.HTTP_401_UNAUTHORIZED)
+            raise PermissionDenied(exc.message) from None
+        try:
+            since = int(request.query_params.get("since", 0))
+            limit = int(request.query_params.get("limit", protocol.MAX_HISTORY_LIMIT))
+        except ValueError:
+            raise ValidationError({"since": "since and limit must be integers"}) from None
+        if since < 0 or limit < 1:
+            raise ValidationError({"limit": "since must be >= 0 and limit >= 1"})
+        rows, recovered, _ = history(channel, since, min(limit, protocol.MAX_HISTORY_LIMIT))
+        body = protocol.history_frame(channel, [t for _, t in rows], recovered, None)
+        return HttpResponse(body, content_type="application/json")
+
+
+class PresenceView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=PresenceSerializer(many=True))
+    def get(self, request):
+        # Any reader prunes what a dead server left, so the answer is never stale.
+        presence.prune_dead_servers()
+        return Response(PresenceSerializer(presence.presence_list(), many=True).data)
+
+
+class BroadcastView(APIView):
+    permission_classes = [CanPublish]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "realtime_publish"
+
+    @extend_schema(request=PublishSerializer)
+    def post(self, request):
+        data = PublishSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        sent = publish(data.validated_data["channel"], data.validated_data["message"])
+        return Response(sent, status=status.HTTP_202_ACCEPTED)
+
+
+class NotifyView(APIView):
+    permission_classes = [CanPublish]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "realtime_publish"
+
+    @extend_schema(request=NotifySerializer)
+    def post(self, request):
+        data = NotifySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user_id = data.validated_data["user_id"]
+        if not user_id.isdigit() or not get_user_model().objects.filter(pk=user_id).exists():
+            raise ValidationError({"user_id": "no such user"})
+        message = {k: v for k, v in data.validated_data["message"].items() if k != "type"}
+        message.setdefault("kind", "message")
+        sent = publish(f"user:{user_id}", {"type": "notification", **message})
+        return Response(sent, status=status.HTTP_202_ACCEPTED)
+
+
+class StatsView(APIView):
+    permission_classes = [IsStaff]
+
+    def get(self, request):
+        hub = running_hub()
+        local = {}
+        if hub is not None:
+            local = {
+                "server_id": hub.server_id,
+                "connections": len(hub.connections),
+                "subscriptions": {ch: len(subs) for ch, subs in hub.subscribers.items()},
+                **hub.stats,
+            }
+        subscriptions: dict[str, int] = {}
+        for subs in Connection.objects.values_list("subscriptions", flat=True):
+            for ch in subs or []:
+                subscriptions[ch] = subscriptions.get(ch, 0) + 1
+        return Response(
+            {
+                "connections": Connection.objects.count(),
+                "connections_per_server": dict(
+                    Connection.objects.values_list("server_id").annotate(n=Count("id")).values_list("server_id", "n")
+                ),
+                "subscriptions": subscriptions,
+                "this_process": local,
+                "max_connections": conf.get("WEBSOCKET_MAX_CONNECTIONS"),
+            }
+        )

@@ -1,0 +1,55 @@
+"""Drive the consumer through Channels' WebsocketCommunicator, as a client would."""
+
+from __future__ import annotations
+
+import json
+
+from channels.testing import WebsocketCommunicator
+
+from dexter.asgi import application
+
+
+class Client:
+    """A WebsocketCommunicator that speaks JSON frames of the protocol."""
+
+    def __init__(self, path: str = "/ws/tab-1/", *, token: str | None = None, headers=None, client=("127.0.0.1", 5000)):
+        if token is not None:
+            path += ("&" if "?" in path else "?") + f"token={token}"
+        self.comm = WebsocketCommunicator(application, path, headers=headers or [])
+        self.comm.scope["client"] = client
+        self.hello: dict | None = None
+
+    async def connect(self, timeout: float = 5):
+        connected, code = await self.comm.connect(timeout=timeout)
+        if connected:
+            self.hello = await self.recv()
+        return connected, code
+
+    async def send(self, message: dict) -> None:
+        await self.comm.send_to(text_data=json.dumps(message))
+
+    async def send_raw(self, text=None, bytes_data=None) -> None:
+        await self.comm.send_to(text_data=text, bytes_data=bytes_data)
+
+    async def recv(self, timeout: float = 3) -> dict:
+        out = await self.comm.receive_output(timeout)
+        if out["type"] == "websocket.close":
+            return {"type": "__closed__", "code": out.get("code")}
+        return json.loads(out["text"])
+
+    async def request(self, message: dict, timeout: float = 3) -> dict:
+        await self.send(message)
+        return await self.recv(timeout)
+
+    async def closed_with(self, timeout: float = 3) -> int:
+        """Read until the server closes; returns the close code."""
+        while True:
+            out = await self.comm.receive_output(timeout)
+            if out["type"] == "websocket.close":
+                return out.get("code")
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        return await self.comm.receive_nothing(timeout)
+
+    async def close(self) -> None:
+        await self.comm.disconnect()
