@@ -129,7 +129,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Only for deployments that run collectstatic; WhiteNoise finds files in the apps without it.
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
 # WhiteNoise serves static files straight from the apps under daphne: no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -363,8 +363,13 @@ def reset_hub() -> None:
     """Forget the hub (tests start each server-side scenario with a fresh one)."""
     global _hub
     if _hub is not None:
-        for task in _hub.tasks:
-            task.cancel()
-        for timer in _hub.offline_timers.values():
-            timer.cancel()
+        for handle in [*_hub.tasks, *_hub.offline_timers.values()]:
+            try:
+                handle.cancel()
+            except RuntimeError:  # its event loop is closed already
+                pass
+        from django.db import connections
+
+        _hub.executor.submit(connections.close_all)
+        _hub.executor.shutdown(wait=False)
     _hub = None

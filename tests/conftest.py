@@ -25,6 +25,18 @@ def require_program(name: str, *candidates: str) -> str:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory):
+    """Tests use a SQLite file, not shared-cache memory: the consumer, the hub's
+    thread and the test all write, and only a file gives them busy-waiting locks
+    instead of "database table is locked" errors."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_hub():
     """Each test gets a fresh per-process hub (the server side of consumer tests)."""

@@ -23,7 +23,8 @@ async def test_connect_subscribe_and_receive_from_another_process(server):
         assert await recv(ws) == {"type": "subscribed", "channel": "global", "seq": 0, "recovered": True, "ref": "r1"}
         server.shell(
             "from realtime.manager import WebSocketManager\n"
-            "WebSocketManager().broadcast_sync({'type': 'announcement', 'message': 'System maintenance'}, channel='global')"
+            "WebSocketManager().broadcast_sync(\n"
+            "    {'type': 'announcement', 'message': 'System maintenance'}, channel='global')"
         )
         msg = await recv(ws, timeout=3)
         assert msg["type"] == "announcement" and msg["seq"] == 1 and msg["message"] == "System maintenance"

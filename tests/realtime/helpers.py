@@ -29,7 +29,8 @@ class Client:
         await self.comm.send_to(text_data=json.dumps(message))
 
     async def send_raw(self, text=None, bytes_data=None) -> None:
-        await self.comm.send_to(text_data=text, bytes_data=bytes_data)
+        """Any frame, the empty one included (send_to refuses those)."""
+        await self.comm.send_input({"type": "websocket.receive", "text": text, "bytes": bytes_data})
 
     async def recv(self, timeout: float = 3) -> dict:
         out = await self.comm.receive_output(timeout)
