@@ -34,6 +34,8 @@ from .protocol import CLOSE_DISCONNECTED, CLOSE_REPLACED, CLOSE_TRY_AGAIN
 logger = logging.getLogger(__name__)
 
 FANOUT_GROUP = "rt.fanout"
+# Seconds between automatic history prunes (REALTIME_HISTORY_SIZE / _TTL) per process.
+HISTORY_PRUNE_PERIOD = 300.0
 
 
 class LocalConnection(Protocol):
@@ -62,6 +64,7 @@ class Hub:
         self.queue: asyncio.Queue | None = None
         self.tasks: list[asyncio.Task] = []
         self.stopping = False
+        self.next_history_prune = 0.0
         self.layer = None
         self.layer_is_local = True
         self.poll_cursor = 0
@@ -268,11 +271,15 @@ class Hub:
 
     async def _layer_loop(self) -> None:
         channel_name = None
+        rejoin_at = 0.0
         while True:
             try:
-                if channel_name is None:
-                    channel_name = await self.layer.new_channel()
+                if channel_name is None or time.monotonic() > rejoin_at:
+                    channel_name = channel_name or await self.layer.new_channel()
+                    # channels_redis forgets group members after group_expiry
+                    # (a day by default): rejoin well before that.
                     await self.layer.group_add(FANOUT_GROUP, channel_name)
+                    rejoin_at = time.monotonic() + 600
                 message = await self.layer.receive(channel_name)
             except asyncio.CancelledError:
                 raise
@@ -313,6 +320,13 @@ class Hub:
             # One coalesced write a half interval for all local connections:
             # thousands of pings cost one UPDATE, not one each.
             next_write = now + interval / 2
+            if now >= self.next_history_prune:
+                # Retention runs here too, so `make run` needs no cron job.
+                self.next_history_prune = now + HISTORY_PRUNE_PERIOD
+                try:
+                    await self.db(publisher.prune_history)
+                except Exception:
+                    logger.warning("history pruning failed", exc_info=True)
             try:
                 gone = await self.db(presence.heartbeat, self.server_id, list(self.connections), interval)
             except Exception:

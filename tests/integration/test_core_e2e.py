@@ -28,3 +28,68 @@ async def test_connect_subscribe_and_receive_from_another_process(server):
         )
         msg = await recv(ws, timeout=3)
         assert msg["type"] == "announcement" and msg["seq"] == 1 and msg["message"] == "System maintenance"
+
+
+PUBLISH_TWO = (
+    "from realtime.publisher import publish\n"
+    "for text in ('while down 1', 'while down 2'):\n"
+    "    publish('issues', {'type': 'announcement', 'message': text})"
+)
+
+
+async def test_resume_with_since_across_a_server_restart(server):
+    token = server.token("alice")
+    async with websockets.connect(server.ws_url("tab-1", token)) as ws:
+        await recv(ws)
+        await ws.send(json.dumps({"type": "subscribe", "channel": "issues"}))
+        assert (await recv(ws))["type"] == "subscribed"
+        server.shell(
+            "from realtime.publisher import publish\npublish('issues', {'type': 'announcement', 'message': 'one'})"
+        )
+        first = await recv(ws)
+        assert first["seq"] == 1
+        server.stop()  # SIGTERM: the server closes its sockets with 4503 first
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4503
+    server.shell(PUBLISH_TWO)
+    server.start()
+    async with websockets.connect(server.ws_url("tab-1", token)) as ws:
+        await recv(ws)
+        await ws.send(json.dumps({"type": "subscribe", "channel": "issues", "since": first["seq"]}))
+        subscribed = await recv(ws)
+        assert subscribed["seq"] == 3 and subscribed["recovered"] is True
+        missed = [await recv(ws), await recv(ws)]
+        assert [m["seq"] for m in missed] == [2, 3]
+        assert [m["message"] for m in missed] == ["while down 1", "while down 2"]
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(ws.recv(), 0.5)
+
+
+async def test_bad_frames_never_break_the_server_for_others(server):
+    async with websockets.connect(server.ws_url("good")) as good, websockets.connect(server.ws_url("bad")) as bad:
+        await recv(good)
+        await recv(bad)
+        for frame in ["", "{", b"\x00\x01", "[]", json.dumps({"type": "subscribe", "channel": "ü" * 50})]:
+            await bad.send(frame)
+            assert (await recv(bad))["type"] == "error"
+        await good.send(json.dumps({"type": "ping", "ref": "still-here"}))
+        assert (await recv(good))["ref"] == "still-here"
+
+
+async def test_oversize_frame_is_closed_with_4413_not_dropped(server):
+    async with websockets.connect(server.ws_url("big"), max_size=None) as ws:
+        await recv(ws)
+        await ws.send("x" * 70000)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd.code == 4413
+
+
+async def test_refused_handshakes_are_http_403(server):
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(server.ws_url("bad%21id"))
+    assert refused.value.response.status_code == 403
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(server.ws_url("tab-1"), origin="http://evil.test")
+    assert refused.value.response.status_code == 403
