@@ -301,6 +301,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.send_message({"type": "presence_state", "channel": name, "users": users})
         # Everything up to ``latest`` is either replayed now or gone from the store.
         last = max(last, latest)
+        self.hub.note_latest(name, latest)
         buffered, sub.buffer = sub.buffer or [], None
         sub.last = last
         for seq, text in buffered:

@@ -25,7 +25,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
 from . import conf, presence, publisher
@@ -67,7 +67,6 @@ class Hub:
         self.next_history_prune = 0.0
         self.layer = None
         self.layer_is_local = True
-        self.poll_cursor = 0
         self.connect_attempts: dict[str, tuple[float, float]] = {}
         self.offline_timers: dict[str, asyncio.TimerHandle] = {}
         self.stats = {"messages_in": 0, "messages_out": 0, "publications": 0}
@@ -89,7 +88,6 @@ class Hub:
         self.layer = get_channel_layer()
         self.layer_is_local = self.layer is None or type(self.layer).__name__ == "InMemoryChannelLayer"
         await self.db(presence.register_server, self.server_id, socket.gethostname(), os.getpid())
-        self.poll_cursor = await self.db(publisher.latest_message_id)
         self.tasks = [
             asyncio.ensure_future(self._deliver_loop()),
             asyncio.ensure_future(self._poll_loop()),
@@ -105,13 +103,23 @@ class Hub:
         return await sync_to_async(func, thread_sensitive=False, executor=self.executor)(*args)
 
     def _install_signal_handlers(self) -> None:
+        """Run ``shutdown()`` on SIGTERM, then hand the signal to the server's own handler.
+
+        Checked under daphne 4.2.3: Twisted installs its SIGTERM handler when the
+        reactor starts, so it is ``previous`` here, and its reactor.stop() runs
+        after our cleanup (clients see 4503, the rows are gone before exit).
+        """
         previous = signal.getsignal(signal.SIGTERM)
 
         def on_sigterm(signum, frame):
+            if self.stopping:  # a second SIGTERM: stop now, as the server would have
+                self.loop.call_soon_threadsafe(_chain_signal, previous, signum)
+                return
             # Close every socket with 4503 and clear our rows before the server
             # exits: daphne alone drops sockets without a close frame and cancels
             # disconnect handlers, so presence would leak.
             logger.info("SIGTERM: closing %d connections with 4503", len(self.connections))
+            self.stopping = True
             self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._shutdown_then(previous, signum)))
 
         try:
@@ -121,13 +129,11 @@ class Hub:
 
     async def _shutdown_then(self, previous, signum) -> None:
         try:
+            # Bounded: a locked database must not keep a stopping server alive.
             await asyncio.wait_for(self.shutdown(), timeout=10)
         except Exception:
             logger.exception("realtime shutdown did not finish cleanly")
-        if callable(previous):
-            previous(signum, None)
-        else:
-            raise SystemExit(0)
+        _chain_signal(previous, signum)
 
     async def shutdown(self) -> None:
         self.stopping = True
@@ -189,7 +195,7 @@ class Hub:
             subs = self.subscribers[channel]
             subs.discard(conn)
             if not subs:
-                del self.subscribers[channel]
+                self._forget(channel)
 
     def subscribe(self, conn: LocalConnection, channel: str) -> None:
         self.subscribers[channel].add(conn)
@@ -199,7 +205,13 @@ class Hub:
         if subs is not None:
             subs.discard(conn)
             if not subs:
-                del self.subscribers[channel]
+                self._forget(channel)
+
+    def _forget(self, channel: str) -> None:
+        # Nobody here listens any more: the next subscriber starts the count afresh
+        # (note_latest), so the poller does not replay what happened meanwhile.
+        del self.subscribers[channel]
+        self.delivered_seq.pop(channel, None)
 
     async def close_connection(self, connection_id: str, code: int = CLOSE_DISCONNECTED) -> bool:
         """Close one connection wherever it lives: here at once, elsewhere through the layer."""
@@ -250,18 +262,29 @@ class Hub:
                 logger.exception("push to %s failed", conn.connection_id)
         self.stats["messages_out"] += len(subs)
 
+    def note_latest(self, channel: str, seq: int) -> None:
+        """A socket subscribed at ``seq``: this process is current on ``channel`` up to there."""
+        self.delivered_seq.setdefault(channel, seq)
+
     async def _poll_loop(self) -> None:
-        """Pick up publications committed by other processes (the embedded default's doorbell)."""
+        """Pick up publications committed by other processes (the embedded default's doorbell).
+
+        It compares each locally subscribed channel's stored sequence with what
+        this process delivered, so it sees every commit whatever the order in
+        which concurrent transactions got their row ids.
+        """
         while True:
             await asyncio.sleep(float(conf.get("REALTIME_POLL_INTERVAL")))
+            known = {ch: self.delivered_seq[ch] for ch in self.subscribers if ch in self.delivered_seq}
+            if not known:
+                continue
             try:
-                rows = await self.db(publisher.messages_after_id, self.poll_cursor, 1000)
+                rows = await self.db(publisher.stored_after, known)
             except Exception:
                 logger.warning("polling stored messages failed; retrying", exc_info=True)
                 continue
-            for msg_id, channel, seq, text in rows:
-                self.poll_cursor = max(self.poll_cursor, msg_id)
-                await self.queue.put((channel, seq, text))
+            for item in rows:
+                await self.queue.put(item)
 
     async def _layer_send(self, message: dict) -> None:
         try:
@@ -308,18 +331,15 @@ class Hub:
         # A quarter interval keeps every bound of section 6 (silence closes after
         # 2x, dead servers pruned within 2x) with room to spare.
         tick = max(0.1, interval / 4)
-        next_write = 0.0
-        while True:
+        last_touch = time.monotonic()
+        while not self.stopping:
             await asyncio.sleep(tick)
+            if self.stopping:
+                return  # shutdown() clears our rows; a heartbeat now would revive them
             now = time.monotonic()
             for conn in list(self.connections.values()):
                 if now - conn.last_received > 2 * interval:
                     await conn.close_with(4408)
-            if now < next_write:
-                continue
-            # One coalesced write a half interval for all local connections:
-            # thousands of pings cost one UPDATE, not one each.
-            next_write = now + interval / 2
             if now >= self.next_history_prune:
                 # Retention runs here too, so `make run` needs no cron job.
                 self.next_history_prune = now + HISTORY_PRUNE_PERIOD
@@ -328,15 +348,25 @@ class Hub:
                 except Exception:
                     logger.warning("history pruning failed", exc_info=True)
             try:
-                gone = await self.db(presence.heartbeat, self.server_id, list(self.connections), interval)
+                # One row per process, whatever the number of connections (presence.py).
+                beat = await self.db(presence.server_heartbeat, self.server_id, list(self.connections), interval)
+                if now - last_touch >= interval:
+                    # The coalesced per-connection write: at most once per interval,
+                    # for the connections heard from since the last one; pings cost nothing.
+                    heard = [cid for cid, c in self.connections.items() if c.last_received >= last_touch]
+                    last_touch = now
+                    if heard:
+                        await self.db(presence.touch_connections, heard)
             except Exception:
                 logger.warning("heartbeat write failed; retrying", exc_info=True)
                 continue
-            for connection_id in gone:
-                # Its row was deleted elsewhere (the admin's disconnect action).
+            # Rows deleted elsewhere: the admin's disconnect (4403), or another server
+            # that took this one for dead (4503: the client reconnects and is recorded again).
+            code = CLOSE_TRY_AGAIN if beat.revived else CLOSE_DISCONNECTED
+            for connection_id in beat.gone:
                 conn = self.connections.get(connection_id)
                 if conn is not None:
-                    await conn.close_with(CLOSE_DISCONNECTED)
+                    await conn.close_with(code)
 
     def schedule_offline(self, user_id: str) -> None:
         """After the grace period, a user with no connection left goes offline."""
@@ -358,6 +388,15 @@ class Hub:
             logger.warning("marking user %s offline failed", user_id, exc_info=True)
 
 
+def _chain_signal(previous, signum: int) -> None:
+    """Let the handler we replaced (Twisted's, uvicorn's, or the default) act on the signal."""
+    if callable(previous):
+        previous(signum, None)
+    elif previous != signal.SIG_IGN:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
 _hub: Hub | None = None
 
 
@@ -371,6 +410,39 @@ def get_hub() -> Hub:
 def running_hub() -> Hub | None:
     """The hub of this process if it serves sockets, else None (a shell, a worker)."""
     return _hub if _hub is not None and _hub.started else None
+
+
+def close_connections_threadsafe(connection_ids: list[str], code: int, timeout: float = 5.0) -> int:
+    """Close connections from a plain thread (the admin); returns how many were open here.
+
+    Those of this process close at once on its loop; with a cross-process layer
+    (Redis) the others get an ``rt.close``. Without one, the owning server closes
+    them when its heartbeat finds their rows gone, so delete the rows first.
+    """
+    hub = running_hub()
+    if hub is None:
+        layer = get_channel_layer()
+        if layer is not None and type(layer).__name__ != "InMemoryChannelLayer":
+            for connection_id in connection_ids:
+                try:
+                    async_to_sync(layer.group_send)(
+                        FANOUT_GROUP, {"type": "rt.close", "connection_id": connection_id, "code": code}
+                    )
+                except Exception:
+                    logger.warning("channel layer send failed: rt.close", exc_info=True)
+        return 0
+
+    async def close_all() -> int:
+        return sum([await hub.close_connection(cid, code) for cid in connection_ids])
+
+    try:
+        on_loop = asyncio.get_running_loop() is hub.loop
+    except RuntimeError:
+        on_loop = False
+    if on_loop:  # cannot wait for ourselves: schedule it and count what is here
+        asyncio.ensure_future(close_all())
+        return sum(cid in hub.connections for cid in connection_ids)
+    return asyncio.run_coroutine_threadsafe(close_all(), hub.loop).result(timeout)
 
 
 def reset_hub() -> None:

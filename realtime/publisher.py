@@ -15,7 +15,7 @@ from functools import partial
 
 from asgiref.sync import async_to_sync
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F
 from django.utils import timezone
 
 from . import conf
@@ -119,14 +119,23 @@ def messages_between(channel: str, after: int, before: int) -> list[tuple[int, s
     )
 
 
-def latest_message_id() -> int:
-    return Message.objects.aggregate(m=Max("id"))["m"] or 0
-
-
-def messages_after_id(after_id: int, limit: int) -> list[tuple[int, str, int, str]]:
-    return list(
-        Message.objects.filter(id__gt=after_id).order_by("id").values_list("id", "channel", "seq", "payload")[:limit]
-    )
+def stored_after(known: dict[str, int], limit: int = 1000) -> list[tuple[str, int, str]]:
+    """Stored frames newer than ``known[channel]`` on those channels, in seq order per channel."""
+    out: list[tuple[str, int, str]] = []
+    names = list(known)
+    for start in range(0, len(names), 500):  # SQLite allows 999 parameters a query
+        latest = ChannelSequence.objects.filter(channel__in=names[start : start + 500]).values_list(
+            "channel", "last_seq"
+        )
+        for channel, last_seq in latest:
+            if last_seq > known[channel]:
+                rows = (
+                    Message.objects.filter(channel=channel, seq__gt=known[channel])
+                    .order_by("seq")
+                    .values_list("seq", "payload")[:limit]
+                )
+                out.extend((channel, seq, payload) for seq, payload in rows)
+    return out
 
 
 def _ttl_cutoff():
