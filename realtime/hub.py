@@ -250,11 +250,11 @@ class Hub:
         await self._fan(channel, seq, text)
 
     async def _fan(self, channel: str, seq: int, text: str) -> None:
-        self.delivered_seq[channel] = seq
         self.stats["publications"] += 1
         subs = self.subscribers.get(channel)
         if not subs:
-            return
+            return  # and remember nothing: no state for channels nobody here holds
+        self.delivered_seq[channel] = seq
         for conn in list(subs):
             try:
                 await conn.push(channel, seq, text)
