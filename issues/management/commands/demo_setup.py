@@ -1,4 +1,8 @@
-"""Create the demo admin and users (passwords printed once) for `make run`."""
+"""Create the demo admin and users (passwords printed once), issues, comments and alerts for `make run`.
+
+Idempotent: issues are keyed by fingerprint, alerts by name, and comments are
+only added to an issue that has none; each new row publishes like any save.
+"""
 
 import secrets
 
@@ -6,6 +10,54 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 DEMO_USERS = [("admin", True), ("alice", False), ("bob", False)]
+# (fingerprint, title, culprit, level, status, assignee username, comment)
+DEMO_ISSUES = [
+    (
+        "demo-typeerror-checkout",
+        "TypeError in checkout",
+        "shop/checkout.py in total",
+        "error",
+        "unresolved",
+        "alice",
+        "Started after the 2.3 deploy.",
+    ),
+    (
+        "demo-timeout-search",
+        "Timeout talking to search",
+        "search/client.py in query",
+        "warning",
+        "unresolved",
+        None,
+        "Only under load, it seems.",
+    ),
+    ("demo-keyerror-profile", "KeyError: 'avatar'", "accounts/views.py in profile", "error", "resolved", "bob", None),
+    (
+        "demo-oom-worker",
+        "MemoryError in report worker",
+        "reports/tasks.py in render",
+        "fatal",
+        "unresolved",
+        None,
+        None,
+    ),
+]
+DEMO_ALERTS = [
+    {
+        "name": "High error rate",
+        "condition": "threshold",
+        "threshold": 100,
+        "window_seconds": 60,
+        "severity": "critical",
+        "cooldown_seconds": 300,
+    },
+    {
+        "name": "New fatal issue",
+        "condition": "match",
+        "level": "fatal",
+        "severity": "critical",
+        "cooldown_seconds": 300,
+    },
+]
 
 
 class Command(BaseCommand):
@@ -32,3 +84,31 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {username:6} {password}")
         else:
             self.stdout.write("Demo users exist already (admin, alice, bob); passwords were printed at first run.")
+        self.create_issues_and_alerts()
+
+    def create_issues_and_alerts(self):
+        from alerts.models import Alert
+        from issues.models import Comment, Issue
+
+        users = {u.username: u for u in get_user_model().objects.filter(username__in=[n for n, _ in DEMO_USERS])}
+        new_issues = 0
+        for fingerprint, title, culprit, level, status, assignee, comment in DEMO_ISSUES:
+            issue, created = Issue.objects.get_or_create(
+                fingerprint=fingerprint,
+                defaults={
+                    "title": title,
+                    "culprit": culprit,
+                    "level": level,
+                    "status": status,
+                    "assignee": users.get(assignee),
+                    "event_count": 1,
+                },
+            )
+            new_issues += created
+            if comment and not issue.comments.exists():
+                Comment.objects.create(issue=issue, author=users.get("admin"), body=comment)
+        new_alerts = 0
+        for spec in DEMO_ALERTS:
+            _, created = Alert.objects.get_or_create(name=spec["name"], defaults=spec)
+            new_alerts += created
+        self.stdout.write(f"Demo data: {new_issues} new issues, {new_alerts} new alerts.")

@@ -1,0 +1,32 @@
+"""Signal receivers of the alerts app, connected by ``AlertsConfig.ready()``.
+
+Both run inside the transaction of the change they react to: a trigger is
+published with its own save, and alerts are checked inside the event's
+ingestion, so a rolled-back event leaves neither trigger nor message.
+"""
+
+from __future__ import annotations
+
+from django.db.models.signals import post_save
+
+from issues.events import event_ingested
+
+from . import rules
+from .messages import publish_trigger
+from .models import AlertTrigger
+
+
+def publish_alert_trigger(sender, instance: AlertTrigger, created: bool, **kwargs) -> None:
+    """post_save: a new trigger goes out as ``alert_trigger``; edits of history do not."""
+    if created:
+        publish_trigger(instance)
+
+
+def check_alerts(sender, issue, created: bool, event, **kwargs) -> None:
+    """``issues.events.event_ingested``: check every active alert against the event."""
+    rules.check_event(issue, created=created, now=event.received_at)
+
+
+def connect() -> None:
+    post_save.connect(publish_alert_trigger, sender=AlertTrigger, dispatch_uid="alerts.publish_alert_trigger")
+    event_ingested.connect(check_alerts, dispatch_uid="alerts.check_alerts")

@@ -1,0 +1,33 @@
+"""REST endpoints for alerts (reads: any authenticated user; writes: staff) and their triggers."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from rest_framework import generics, viewsets
+from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
+
+from realtime.permissions import IsStaff
+
+from .models import Alert
+from .serializers import AlertSerializer, AlertTriggerSerializer
+
+
+class AlertViewSet(viewsets.ModelViewSet):
+    serializer_class = AlertSerializer
+    queryset = Alert.objects.all()
+    lookup_value_regex = r"\d+"
+
+    def get_permissions(self):
+        if self.request is not None and self.request.method in SAFE_METHODS:
+            return [IsAuthenticated()]
+        return [IsStaff()]
+
+
+class AlertTriggerListView(generics.ListAPIView):
+    """The triggers of one alert, newest first."""
+
+    serializer_class = AlertTriggerSerializer
+
+    def get_queryset(self):
+        alert = get_object_or_404(Alert, pk=self.kwargs["alert_id"])
+        return alert.triggers.all()

@@ -1,0 +1,138 @@
+"""REST endpoints for issues, comments and event ingestion (PROTOCOL.md section 7).
+
+Writes run inside ``acting_as(request.user)`` so the published messages name
+the acting user (``resolved_by``, the assignment's ``by``); the publishing
+itself happens in the model signals, not here.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import generics, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from .actor import acting_as
+from .events import ingest_event
+from .models import Issue
+from .serializers import CommentSerializer, EventAcceptedSerializer, EventSerializer, IssueSerializer
+
+ORDERING_FIELDS = (
+    "id",
+    "title",
+    "level",
+    "status",
+    "event_count",
+    "first_seen",
+    "last_seen",
+    "created_at",
+    "updated_at",
+)
+
+
+class ActingUserMixin:
+    """Attribute the saves of create, update and destroy to the request's user."""
+
+    def perform_create(self, serializer):
+        with acting_as(self.request.user):
+            super().perform_create(serializer)
+
+    def perform_update(self, serializer):
+        with acting_as(self.request.user):
+            super().perform_update(serializer)
+
+    def perform_destroy(self, instance):
+        with acting_as(self.request.user):
+            super().perform_destroy(instance)
+
+
+def _choice(params, name: str, choices) -> str | None:
+    value = params.get(name)
+    if value is not None and value not in choices:
+        raise ValidationError({name: f"one of {', '.join(choices)}"})
+    return value
+
+
+LIST_PARAMETERS = [
+    OpenApiParameter("status", OpenApiTypes.STR, enum=Issue.Status.values),
+    OpenApiParameter("level", OpenApiTypes.STR, enum=Issue.Level.values),
+    OpenApiParameter("assignee", OpenApiTypes.STR, description='A user id, "me" or "none".'),
+    OpenApiParameter(
+        "ordering",
+        OpenApiTypes.STR,
+        description=f"Comma-separated fields, '-' for descending: {', '.join(ORDERING_FIELDS)}.",
+    ),
+]
+
+
+@extend_schema_view(list=extend_schema(parameters=LIST_PARAMETERS))
+class IssueViewSet(ActingUserMixin, viewsets.ModelViewSet):
+    serializer_class = IssueSerializer
+    queryset = Issue.objects.all()
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        queryset = Issue.objects.all()
+        if self.action != "list":
+            return queryset
+        params = self.request.query_params
+        if value := _choice(params, "status", Issue.Status.values):
+            queryset = queryset.filter(status=value)
+        if value := _choice(params, "level", Issue.Level.values):
+            queryset = queryset.filter(level=value)
+        assignee = params.get("assignee")
+        if assignee == "me":
+            queryset = queryset.filter(assignee=self.request.user)
+        elif assignee == "none":
+            queryset = queryset.filter(assignee__isnull=True)
+        elif assignee is not None:
+            if not assignee.isdigit():
+                raise ValidationError({"assignee": 'a user id, "me" or "none"'})
+            queryset = queryset.filter(assignee_id=int(assignee))
+        if ordering := params.get("ordering"):
+            fields = [f.strip() for f in ordering.split(",") if f.strip()]
+            if not fields or any(f.removeprefix("-") not in ORDERING_FIELDS for f in fields):
+                raise ValidationError({"ordering": f"comma-separated fields of {', '.join(ORDERING_FIELDS)}"})
+            queryset = queryset.order_by(*fields, "-id")
+        return queryset
+
+
+class CommentListView(generics.ListCreateAPIView):
+    """The comments of one issue, oldest first; a POST comments as the caller."""
+
+    serializer_class = CommentSerializer
+
+    def get_issue(self) -> Issue:
+        return get_object_or_404(Issue, pk=self.kwargs["issue_id"])
+
+    def get_queryset(self):
+        return self.get_issue().comments.all()
+
+    def perform_create(self, serializer):
+        with acting_as(self.request.user):
+            serializer.save(issue=self.get_issue(), author=self.request.user)
+
+
+class EventIngestView(APIView):
+    """Ingest one error event: 202 with the issue it was grouped into and its count."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "events"
+
+    @extend_schema(request=EventSerializer, responses={202: EventAcceptedSerializer})
+    def post(self, request):
+        event = EventSerializer(data=request.data)
+        event.is_valid(raise_exception=True)
+        data = event.validated_data
+        result = ingest_event(
+            title=data["title"],
+            culprit=data["culprit"],
+            level=data["level"],
+            fingerprint=data.get("fingerprint") or None,
+        )
+        body = {"issue_id": str(result.issue.pk), "event_count": result.event_count}
+        return Response(EventAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)

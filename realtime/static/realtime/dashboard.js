@@ -1,0 +1,567 @@
+// The Dexter dashboard: sign in, then issues, alerts and presence, live over one WebSocketClient.
+//
+// The page loads issues and users over the REST API once, then follows the
+// socket: every `issue_update` carries the whole row in `data`, in seq order,
+// so it is drawn as is. A REST reply never overwrites a row that a message
+// updated after the request left (the message is newer), and rows are keyed
+// by issue id, so nothing can show twice.
+import { WebSocketClient } from "./dexter-realtime.js";
+
+const $ = (id) => document.getElementById(id);
+const AUTH_KEY = "dexter.auth";
+// Refresh the access token this long before it expires (or a quarter of its
+// lifetime, if shorter), so a request never starts with a token that dies on the way.
+const REFRESH_MARGIN_MS = 30_000;
+const MAX_ALERTS = 50;
+
+let session = JSON.parse(sessionStorage.getItem(AUTH_KEY) || "null"); // {access, refresh, username}
+let client = null;
+let me = null; // {id, username}
+let everConnected = false;
+const users = new Map(); // id -> {id, username, status, activity, last_seen}
+const issues = new Map(); // id -> issue as the API returns it
+const rows = new Map(); // id -> <li>
+const heard = new Map(); // issue id -> performance.now() of its last issue_update
+const alertSeqs = new Set();
+
+// --- auth -------------------------------------------------------------------
+
+function jwtClaims(token) {
+  try {
+    const b64 = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(b64));
+  } catch {
+    return {};
+  }
+}
+
+function saveSession(next) {
+  session = next;
+  if (next) sessionStorage.setItem(AUTH_KEY, JSON.stringify(next));
+  else sessionStorage.removeItem(AUTH_KEY);
+}
+
+async function postJSON(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { ok: response.ok, status: response.status, body: await response.json().catch(() => null) };
+}
+
+let refreshing = null;
+function refreshAccess() {
+  refreshing ??= (async () => {
+    const r = await postJSON("/api/auth/token/refresh/", { refresh: session.refresh });
+    if (!r.ok) {
+      signOut("Your session has expired. Please sign in again.");
+      throw new Error("refresh rejected");
+    }
+    saveSession({ ...session, access: r.body.access, refresh: r.body.refresh || session.refresh });
+  })().finally(() => (refreshing = null));
+  return refreshing;
+}
+
+// The client's getToken: a fresh access token, or the current one when the
+// server is unreachable (it is then rejected with 4401 and we try again).
+async function getToken() {
+  if (!session) throw new Error("signed out");
+  const { exp = 0, iat = 0 } = jwtClaims(session.access);
+  const margin = Math.min(REFRESH_MARGIN_MS, ((exp - iat) * 1000) / 4);
+  if (exp * 1000 - Date.now() < margin) {
+    try {
+      await refreshAccess();
+    } catch (err) {
+      if (!session) throw err;
+    }
+  }
+  return session.access;
+}
+
+// The server closes a socket whose token expires (4401). Before that, hand it a
+// fresh token with an `auth` message, so the page never blinks "reconnecting".
+let authTimer = null;
+function keepSocketAuthenticated() {
+  clearTimeout(authTimer);
+  if (!session) return;
+  const { exp = 0, iat = 0 } = jwtClaims(session.access);
+  const margin = Math.min(REFRESH_MARGIN_MS, ((exp - iat) * 1000) / 4);
+  authTimer = setTimeout(
+    async () => {
+      try {
+        const token = await getToken();
+        if (client?.state === "open") await client.send({ type: "auth", token });
+      } catch (err) {
+        console.warn("could not extend the socket's token", err);
+      }
+      keepSocketAuthenticated();
+    },
+    Math.max(1000, exp * 1000 - Date.now() - margin),
+  );
+}
+
+async function api(method, path, body, retry = true) {
+  const response = await fetch(path, {
+    method,
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${await getToken()}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401 && retry) {
+    await refreshAccess();
+    return api(method, path, body, false);
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new Error(errorText(data) || `${method} ${path}: HTTP ${response.status}`);
+  return data;
+}
+
+function errorText(data) {
+  if (!data || typeof data !== "object") return "";
+  if (data.detail) return String(data.detail);
+  return Object.entries(data)
+    .map(([field, errors]) => `${field}: ${[].concat(errors).join(" ")}`)
+    .join("; ");
+}
+
+const results = (data) => (Array.isArray(data) ? data : data?.results || []);
+
+// --- helpers ----------------------------------------------------------------
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key in node) node[key] = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+const idOf = (value) => (value === null || value === undefined || value === "" ? "" : String(value.id ?? value));
+const username = (id) => users.get(idOf(id))?.username || (id ? `user ${id}` : "nobody");
+const byIdDesc = (a, b) => Number(b) - Number(a) || String(b).localeCompare(String(a));
+
+function timeText(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const sameDay = d.toDateString() === new Date().toDateString();
+  return sameDay ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : d.toLocaleString();
+}
+
+function showError(id, err) {
+  $(id).textContent = err ? String(err.message || err) : "";
+}
+
+// --- connection indicator and banner ----------------------------------------
+
+const STATE_TEXT = { connecting: "Connecting…", open: "Live", reconnecting: "Reconnecting…", closed: "Offline" };
+// How long "Connected again" stays up after a reconnect before the banner folds away.
+const RESTORED_NOTICE_MS = 3000;
+let bannerTimer = null;
+
+// The banner is a live region that is always in the page (announcements of a
+// region that appears at the same moment get lost); it is folded when empty.
+function banner(kind, text) {
+  clearTimeout(bannerTimer);
+  $("banner").dataset.shown = String(Boolean(kind));
+  $("banner").dataset.kind = kind || "";
+  $("banner-text").textContent = text;
+  $("reconnect").hidden = kind !== "closed";
+}
+
+function showState(state) {
+  $("conn").dataset.state = state;
+  $("conn-text").textContent = STATE_TEXT[state] || state;
+  const wasLost = $("banner").dataset.kind === "reconnecting" || $("banner").dataset.kind === "closed";
+  if (!session || !everConnected) {
+    banner(null, "");
+  } else if (state === "reconnecting") {
+    banner("reconnecting", "Connection lost. Reconnecting…");
+  } else if (state === "closed") {
+    banner("closed", "Disconnected from Dexter. Live updates are paused.");
+  } else if (state === "open" && wasLost) {
+    banner("restored", "Connected again. Live updates resumed.");
+    bannerTimer = setTimeout(() => banner(null, ""), RESTORED_NOTICE_MS);
+  }
+  if (state === "open") everConnected = true;
+}
+
+// --- issues -----------------------------------------------------------------
+
+// Draw `issue`; a REST reply passes `askedAt`, when its request left, and loses
+// to any message about that issue heard since.
+function putIssue(issue, { askedAt = null, flash = false } = {}) {
+  const id = String(issue.id);
+  if (askedAt !== null && heard.get(id) > askedAt) return;
+  issues.set(id, issue);
+  let row = rows.get(id);
+  if (!row) {
+    row = el("li", { className: "issue", dataset: { issueId: id } });
+    rows.set(id, row);
+    const after = [...rows.keys()].filter((other) => other !== id && byIdDesc(other, id) > 0).sort(byIdDesc)[0];
+    $("issue-list").insertBefore(row, after ? rows.get(after) : $("issue-list").firstChild);
+  }
+  renderIssue(row, issue);
+  if (flash) {
+    row.classList.remove("flash");
+    void row.offsetWidth; // restart the animation
+    row.classList.add("flash");
+  }
+  updateIssueCounts();
+}
+
+function removeIssue(id) {
+  issues.delete(id);
+  rows.get(id)?.remove();
+  rows.delete(id);
+  updateIssueCounts();
+}
+
+function renderIssue(row, issue) {
+  const id = String(issue.id);
+  const status = issue.status || "unresolved";
+  const assignee = idOf(issue.assignee);
+  const open = status === "unresolved";
+  row.dataset.status = status;
+  row.dataset.assignee = assignee;
+
+  const select = el("select", { id: `assign-${id}`, className: "assign", dataset: { issueId: id } });
+  select.append(el("option", { value: "", textContent: "Unassigned" }));
+  const known = [...users.values()].sort((a, b) => a.username.localeCompare(b.username));
+  if (assignee && !users.has(assignee)) known.push({ id: assignee, username: username(assignee) });
+  for (const user of known) select.append(el("option", { value: user.id, textContent: user.username }));
+  select.value = assignee;
+
+  const events = issue.event_count ?? 0;
+  // A live update must not steal the keyboard: refocus the same control after the redraw.
+  const focused = row.contains(document.activeElement) ? document.activeElement.classList[0] : null;
+  row.replaceChildren(
+    el("div", { className: "issue-title", textContent: issue.title }),
+    el(
+      "div",
+      { className: "issue-actions" },
+      el("label", { className: "sr-only", htmlFor: select.id, textContent: `Assignee for ${issue.title}` }),
+      select,
+      el("button", {
+        type: "button",
+        className: open ? "resolve" : "resolve secondary",
+        textContent: open ? "Resolve" : "Reopen",
+        dataset: { issueId: id, to: open ? "resolved" : "unresolved" },
+        "aria-label": `${open ? "Resolve" : "Reopen"} ${issue.title}`,
+      }),
+    ),
+    el(
+      "div",
+      { className: "issue-meta" },
+      el("span", { className: `badge level-${issue.level}`, textContent: issue.level || "error" }),
+      el("span", { className: `badge status-${status} issue-status`, textContent: status }),
+      el("span", { textContent: `${events} event${events === 1 ? "" : "s"}` }),
+      assignee ? el("span", { className: "issue-assignee", textContent: `assigned to ${username(assignee)}` }) : null,
+      issue.last_seen ? el("span", { textContent: `last seen ${timeText(issue.last_seen)}` }) : null,
+    ),
+  );
+  if (focused) row.querySelector(`.${focused}`)?.focus();
+  applyFilter(row);
+}
+
+function applyFilter(row) {
+  const wanted = $("issue-filter").value;
+  row.hidden = wanted !== "all" && row.dataset.status !== wanted;
+}
+
+function updateIssueCounts() {
+  const open = [...issues.values()].filter((i) => (i.status || "unresolved") === "unresolved").length;
+  $("issue-count").textContent = issues.size ? `(${open} open of ${issues.size})` : "";
+  $("issues-empty").hidden = issues.size > 0;
+}
+
+// Run `fn` at most once at a time; calls made meanwhile cause one more run after it.
+function coalesced(fn) {
+  let running = null;
+  let again = false;
+  return function run() {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        await fn();
+      } while (again);
+    })().finally(() => (running = null));
+    return running;
+  };
+}
+
+// The whole list, at start and after a `reset`. An issue missing from the reply
+// is gone, unless a message about it came after the request left.
+const loadIssues = coalesced(async () => {
+  const askedAt = performance.now();
+  try {
+    const list = results(await api("GET", "/api/issues/?limit=200"));
+    const seen = new Set(list.map((issue) => String(issue.id)));
+    for (const id of [...issues.keys()]) if (!seen.has(id) && !(heard.get(id) > askedAt)) removeIssue(id);
+    for (const issue of list) putIssue(issue, { askedAt });
+    showError("issues-error", null);
+  } catch (err) {
+    showError("issues-error", err);
+  }
+});
+
+function onIssueUpdate(msg) {
+  const id = String(msg.issue_id);
+  heard.set(id, performance.now());
+  if (msg.update_type === "deleted") return removeIssue(id);
+  const data = msg.data || {};
+  if (data.title === undefined && !issues.has(id)) return loadIssues(); // not a row we can draw
+  const { changes, resolved_by, comment, ...fields } = data;
+  putIssue({ ...issues.get(id), ...fields, id }, { flash: true });
+}
+
+async function patchIssue(id, change, control) {
+  control.disabled = true;
+  const askedAt = performance.now();
+  try {
+    putIssue(await api("PATCH", `/api/issues/${encodeURIComponent(id)}/`, change), { askedAt });
+    showError("issues-error", null);
+  } catch (err) {
+    showError("issues-error", err);
+    const issue = issues.get(id);
+    if (issue) renderIssue(rows.get(id), issue);
+  } finally {
+    control.disabled = false;
+  }
+}
+
+// --- presence ---------------------------------------------------------------
+
+const loadUsers = coalesced(async () => {
+  try {
+    for (const u of await api("GET", "/api/realtime/presence/")) {
+      users.set(String(u.user_id), { ...users.get(String(u.user_id)), ...u, id: String(u.user_id) });
+    }
+  } catch (err) {
+    console.warn("could not load users", err);
+  }
+  renderPresence();
+  for (const [id, issue] of issues) renderIssue(rows.get(id), issue); // assignee names and options
+});
+
+function applyPresence(entry) {
+  const id = String(entry.user_id);
+  if (!users.has(id)) {
+    users.set(id, { id, username: `user ${id}` });
+    loadUsers(); // someone new: learn their name
+  }
+  Object.assign(users.get(id), { status: entry.status, activity: entry.activity, last_seen: entry.last_seen });
+}
+
+function onPresenceState(msg) {
+  for (const user of users.values()) user.status = "offline";
+  for (const entry of msg.users || []) applyPresence(entry);
+  renderPresence();
+}
+
+function onPresenceUpdate(msg) {
+  applyPresence(msg);
+  renderPresence();
+}
+
+function renderPresence() {
+  const here = [...users.values()]
+    .filter((u) => u.status && u.status !== "offline")
+    .sort((a, b) => a.username.localeCompare(b.username));
+  $("presence-list").replaceChildren(
+    ...here.map((u) =>
+      el(
+        "li",
+        { className: "person", dataset: { userId: u.id, username: u.username, status: u.status } },
+        el("span", { className: "dot", "aria-hidden": "true" }),
+        el("span", { className: "person-name", textContent: u.username + (me && u.id === me.id ? " (you)" : "") }),
+        el("span", { className: "person-status", textContent: u.status }),
+        u.activity ? el("span", { className: "person-activity", textContent: u.activity }) : null,
+      ),
+    ),
+  );
+  if (!here.length) $("presence-list").append(el("li", { className: "empty", textContent: "Nobody is online." }));
+}
+
+// The client keeps the last presence and sends it again after every reconnect.
+function sendMyPresence() {
+  client?.setPresence($("status-select").value, $("activity").value.trim() || null);
+}
+
+// --- alerts -----------------------------------------------------------------
+
+function addAlert(msg) {
+  const seq = Number(msg.seq);
+  if (alertSeqs.has(seq)) return;
+  alertSeqs.add(seq);
+  const data = msg.data || {};
+  const issue = msg.issue_id ? issues.get(String(msg.issue_id)) : null;
+  const message = data.message || "Alert triggered";
+  const detail = [
+    issue && !message.includes(issue.title) ? `Issue: ${issue.title}` : "",
+    data.value !== undefined && data.threshold !== undefined ? `${data.value} > ${data.threshold}` : "",
+    timeText(msg.ts),
+  ].filter(Boolean);
+  const item = el(
+    "li",
+    { className: "alert", dataset: { seq: String(seq), alertId: String(msg.alert_id) } },
+    el(
+      "div",
+      { className: "alert-head" },
+      el("span", { className: `badge sev-${data.severity}`, textContent: data.severity || "alert" }),
+      el("span", { className: "alert-msg", textContent: message }),
+    ),
+    el("div", { className: "alert-meta", textContent: detail.join(" · ") }),
+  );
+  const feed = $("alert-feed");
+  const later = [...feed.children].find((li) => Number(li.dataset.seq) < seq);
+  feed.insertBefore(item, later || null);
+  while (feed.children.length > MAX_ALERTS) feed.lastElementChild.remove();
+  $("alerts-empty").hidden = true;
+}
+
+// The feed starts with the newest stored triggers: the channel's own history.
+async function loadRecentAlerts(latestSeq) {
+  const since = Math.max(0, latestSeq - MAX_ALERTS);
+  try {
+    const body = await api("GET", `/api/realtime/channels/alerts/history/?since=${since}&limit=${MAX_ALERTS}`);
+    for (const msg of body.messages || []) if (msg.type === "alert_trigger") addAlert(msg);
+  } catch (err) {
+    console.warn("could not load alert history", err);
+  }
+}
+
+// --- wiring -----------------------------------------------------------------
+
+function startClient() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  client = new WebSocketClient({
+    url: `${scheme}://${location.host}`,
+    getToken,
+    reconnectInterval: 1000,
+    // A dashboard stays up for days: keep trying (backoff is capped) rather than give up.
+    maxReconnectAttempts: Infinity,
+  });
+  window.dexter = { client }; // for the console and the browser tests
+  client.on("status", showState);
+  client.on("connection", (msg) => {
+    if (msg.user) me = { id: String(msg.user.id), username: msg.user.username };
+    renderPresence();
+  });
+  client.on("issue_update", onIssueUpdate);
+  client.on("presence_state", onPresenceState);
+  client.on("presence_update", onPresenceUpdate);
+  client.on("alert_trigger", addAlert);
+  client.on("subscribed", (msg) => {
+    if (msg.channel === "alerts" && alertSeqs.size === 0 && msg.seq > 0) loadRecentAlerts(msg.seq);
+  });
+  client.on("reset", ({ channel, to }) => {
+    // Messages were lost beyond the stored history: reload what that channel feeds.
+    if (channel === "issues") loadIssues();
+    if (channel === "alerts") loadRecentAlerts(to);
+  });
+  for (const channel of ["issues", "alerts", "presence"]) client.subscribe(channel);
+  showState("connecting");
+  client.connect();
+}
+
+function showApp() {
+  const signedIn = Boolean(session);
+  $("signin").hidden = signedIn;
+  $("app").hidden = !signedIn;
+  $("me").hidden = !signedIn;
+  if (!signedIn) return;
+  $("me-name").textContent = session.username;
+  const claims = jwtClaims(session.access);
+  me = { id: String(claims.user_id ?? ""), username: session.username };
+  startClient();
+  keepSocketAuthenticated();
+  loadUsers().then(loadIssues);
+}
+
+function signOut(message = "") {
+  clearTimeout(authTimer);
+  client?.close();
+  client = null;
+  saveSession(null);
+  everConnected = false;
+  banner(null, "");
+  users.clear();
+  issues.clear();
+  rows.clear();
+  alertSeqs.clear();
+  $("issue-list").replaceChildren();
+  $("alert-feed").replaceChildren();
+  $("alerts-empty").hidden = false;
+  showState("closed");
+  showApp();
+  $("signin-error").textContent = message;
+}
+
+$("signin-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const button = form.querySelector("button");
+  button.disabled = true;
+  try {
+    const name = form.username.value.trim();
+    const r = await postJSON("/api/auth/token/", { username: name, password: form.password.value });
+    if (!r.ok) throw new Error(r.status === 401 ? "Wrong username or password." : errorText(r.body));
+    form.password.value = "";
+    $("signin-error").textContent = "";
+    saveSession({ access: r.body.access, refresh: r.body.refresh, username: name });
+    showApp();
+  } catch (err) {
+    $("signin-error").textContent = err.message || "Could not sign in.";
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$("sign-out").addEventListener("click", () => signOut());
+$("reconnect").addEventListener("click", () => client?.connect());
+
+$("new-issue").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const button = form.querySelector("button");
+  button.disabled = true;
+  try {
+    const askedAt = performance.now();
+    putIssue(await api("POST", "/api/issues/", { title: form.title.value.trim(), level: form.level.value }), { askedAt });
+    form.title.value = "";
+    showError("issues-error", null);
+  } catch (err) {
+    showError("issues-error", err);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$("issue-list").addEventListener("click", (event) => {
+  const button = event.target.closest("button.resolve");
+  if (button) patchIssue(button.dataset.issueId, { status: button.dataset.to }, button);
+});
+
+$("issue-list").addEventListener("change", (event) => {
+  const select = event.target.closest("select.assign");
+  if (!select) return;
+  const value = select.value;
+  patchIssue(select.dataset.issueId, { assignee: value === "" ? null : /^\d+$/.test(value) ? Number(value) : value }, select);
+});
+
+$("issue-filter").addEventListener("change", () => rows.forEach(applyFilter));
+$("status-select").addEventListener("change", sendMyPresence);
+$("my-status").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sendMyPresence();
+});
+
+showState("closed");
+showApp();

@@ -1,0 +1,248 @@
+/**
+ * Type declarations for dexter-realtime.js, the Dexter real-time client
+ * (protocol version 1, ../shared/PROTOCOL.md).
+ */
+
+export declare const PROTOCOL_VERSION: 1;
+
+export declare const CLOSE_CODES: {
+  /** 1001, 1006, 1011, 4408, 4429, 4500, 4503: reconnect with backoff, resume with `since`. */
+  readonly reconnect: readonly number[];
+  /** 4401: get a fresh token (getToken) first, give up if there is none. */
+  readonly tokenInvalid: 4401;
+  /** 1000, 1008, 4403, 4409, 4413: stay closed. */
+  readonly final: readonly number[];
+};
+
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+export declare const STATES: readonly ConnectionState[];
+
+/** Delay (ms) before reconnect attempt `attempt` (1-based): in [d/2, d], d = min(cap, base * 2^(attempt-1)). */
+export declare function computeBackoff(attempt: number, base?: number, cap?: number, random?: () => number): number;
+export declare function generateClientId(): string;
+
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+export interface WebSocketLike {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onmessage: ((event: { data: any }) => void) | null;
+  onclose: ((event: { code: number; reason?: string; wasClean?: boolean }) => void) | null;
+  onerror: ((event: any) => void) | null;
+  onopen?: ((event: any) => void) | null;
+}
+
+export interface WebSocketClientOptions {
+  /** Server base, as `ws://localhost:8000` (http(s) is turned into ws(s)); default: this page's host. */
+  url?: string;
+  /** Stable id of this tab/device; default: generated and kept per tab in sessionStorage. */
+  clientId?: string;
+  /** A SimpleJWT access token, sent as `?token=`. */
+  token?: string | null;
+  /** Returns a current access token: used when no `token` is given, and for a fresh one after close 4401. */
+  getToken?: () => string | null | undefined | Promise<string | null | undefined>;
+  /** Base of the jittered exponential backoff, ms. Default 5000. */
+  reconnectInterval?: number;
+  /** Cap of the backoff, ms. Default 60000. */
+  maxReconnectDelay?: number;
+  /** Reconnect attempts before giving up (state `closed`). Default 5. */
+  maxReconnectAttempts?: number;
+  /** Ping interval: default the server's `heartbeat_interval`; a number (ms) overrides it, `false` turns pings off. */
+  heartbeat?: boolean | number;
+  /** How long send()/history() wait for their reply, ms. Default 10000. */
+  requestTimeout?: number;
+  /** Connect with `?batch=1` (frames may arrive as `batch`; the client unwraps them). */
+  batch?: boolean;
+  /** Log frames with console.debug (tokens are never logged). */
+  debug?: boolean;
+  /** Where the last seq per channel is kept across reloads; default localStorage, `null` to keep nothing. */
+  storage?: StorageLike | null;
+  /** Where the generated client id is kept; default sessionStorage. */
+  sessionStorage?: StorageLike | null;
+  /** WebSocket constructor (tests inject a fake). Default globalThis.WebSocket. */
+  WebSocket?: new (url: string) => WebSocketLike;
+  /** Target of `online`/`offline` events. Default globalThis.window; `null` to ignore them. */
+  window?: { addEventListener(type: string, fn: () => void): void; removeEventListener(type: string, fn: () => void): void } | null;
+  /** Random source for the backoff jitter (tests). Default Math.random. */
+  random?: () => number;
+}
+
+export interface User {
+  id: string;
+  username: string;
+}
+
+export interface ConnectionMessage {
+  type: 'connection';
+  protocol: number;
+  client_id: string;
+  connection_id: string;
+  authenticated: boolean;
+  user: User | null;
+  heartbeat_interval: number;
+  server_time: string;
+}
+
+/** Envelope of every publication (section 4). */
+export interface Publication {
+  type: string;
+  channel: string;
+  seq: number;
+  ts: string;
+  [field: string]: any;
+}
+
+export interface IssueUpdateMessage extends Publication {
+  type: 'issue_update';
+  update_type: 'created' | 'updated' | 'status_changed' | 'resolved' | 'assigned' | 'commented' | 'deleted';
+  issue_id: string;
+  data: Record<string, any>;
+}
+
+export interface AlertTriggerMessage extends Publication {
+  type: 'alert_trigger';
+  alert_id: string;
+  trigger_id: string;
+  issue_id: string | null;
+  data: Record<string, any>;
+}
+
+export type PresenceStatus = 'online' | 'away' | 'busy' | 'offline';
+
+export interface PresenceUpdateMessage extends Publication {
+  type: 'presence_update';
+  user_id: string;
+  status: PresenceStatus;
+  activity: string | null;
+  last_seen: string | null;
+  timestamp: string;
+}
+
+export interface PresenceStateMessage {
+  type: 'presence_state';
+  channel: 'presence';
+  users: Array<{ user_id: string; status: PresenceStatus; activity: string | null; last_seen: string | null }>;
+}
+
+export interface NotificationMessage extends Publication {
+  type: 'notification';
+  kind: string;
+  issue_id?: string;
+  data?: Record<string, any>;
+}
+
+export interface AnnouncementMessage extends Publication {
+  type: 'announcement';
+  message: string;
+}
+
+export interface SubscribedMessage {
+  type: 'subscribed';
+  channel: string;
+  seq: number;
+  recovered: boolean;
+  ref?: string;
+}
+
+export interface HistoryMessage {
+  type: 'history';
+  channel: string;
+  messages: Publication[];
+  recovered: boolean;
+  ref?: string;
+}
+
+export interface ErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+  channel?: string;
+  ref?: string;
+}
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+  wasClean: boolean;
+  /** False when the client stays closed (a final code, no fresh token, or attempts used up). */
+  willReconnect: boolean;
+  attempt?: number;
+  /** ms until the next attempt. */
+  delay?: number;
+}
+
+/** The server could not replay what was missed: reload this channel's state from the HTTP API. */
+export interface ResetEvent {
+  channel: string;
+  reason: 'not_recovered' | 'seq_rewound' | 'history_failed' | string;
+  from: number | undefined;
+  to: number;
+}
+
+export interface ClientEvents {
+  open: ConnectionMessage;
+  close: CloseInfo;
+  reset: ResetEvent;
+  message: { type: string; [field: string]: any };
+  connection: ConnectionMessage;
+  subscribed: SubscribedMessage;
+  unsubscribed: { type: 'unsubscribed'; channel: string; ref?: string };
+  issue_update: IssueUpdateMessage;
+  alert_trigger: AlertTriggerMessage;
+  presence_update: PresenceUpdateMessage;
+  presence_state: PresenceStateMessage;
+  presence_ack: { type: 'presence_ack'; status: PresenceStatus; activity?: string | null; ref?: string };
+  notification: NotificationMessage;
+  announcement: AnnouncementMessage;
+  history: HistoryMessage;
+  pong: { type: 'pong'; timestamp: any; server_time: string; ref?: string };
+  authenticated: { type: 'authenticated'; user: User; ref?: string };
+  error: ErrorMessage;
+}
+
+/** A protocol `error` reply, or a client-side failure (`closed`, `disconnected`, `timeout`, `queue_full`). */
+export declare class RealtimeError extends Error {
+  code: string;
+  channel?: string;
+  frame: ErrorMessage | null;
+}
+
+export declare class WebSocketClient {
+  constructor(options?: WebSocketClientOptions);
+  readonly url: string;
+  readonly clientId: string;
+  readonly state: ConnectionState;
+  readonly isConnected: boolean;
+  readonly user: User | null;
+  readonly channels: string[];
+  /** The last `connection` message. */
+  readonly connection: ConnectionMessage | null;
+  reconnectInterval: number;
+  maxReconnectAttempts: number;
+  debug: boolean;
+
+  /** Resolves with the `connection` message once open; rejects if the client closes first. */
+  connect(): Promise<ConnectionMessage>;
+  /** Close for good (default code 1000). */
+  close(code?: number, reason?: string): void;
+  /** Resolves with the first `subscribed` reply; kept and resumed with `since` across reconnects. */
+  subscribe(channel: string): Promise<SubscribedMessage>;
+  unsubscribe(channel: string): Promise<{ type: 'unsubscribed'; channel: string }>;
+  setPresence(status: 'online' | 'away' | 'busy', activity?: string | null): Promise<ClientEvents['presence_ack']>;
+  /** Send a client message; resolves with the reply carrying the same `ref`, rejects with RealtimeError on `error`. */
+  send<T = any>(message: { type: string; ref?: string; [field: string]: any }): Promise<T>;
+  history(channel: string, since?: number, limit?: number): Promise<HistoryMessage>;
+  ping(): Promise<ClientEvents['pong']>;
+  /** Last seq delivered on `channel`. */
+  lastSeq(channel: string): number | undefined;
+
+  on(type: 'status', handler: (state: ConnectionState, previous: ConnectionState) => void): () => void;
+  on<K extends keyof ClientEvents>(type: K, handler: (event: ClientEvents[K]) => void): () => void;
+  on(type: string, handler: (message: any) => void): () => void;
+  off(type: string, handler: (...args: any[]) => void): void;
+}
+
+export default WebSocketClient;
