@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -26,6 +27,14 @@ class HistoryView(APIView):
 
     permission_classes = [AllowAny]  # the channel policy decides, as on the socket
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", int, description="return messages with seq greater than this"),
+            OpenApiParameter("limit", int, description="at most this many (1-1000)"),
+        ],
+        responses=OpenApiTypes.OBJECT,
+        description="The `history` message of PROTOCOL.md section 3 for one channel.",
+    )
     def get(self, request, channel: str):
         user = request.user if request.user.is_authenticated else None
         try:
@@ -65,7 +74,7 @@ class BroadcastView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "realtime_publish"
 
-    @extend_schema(request=PublishSerializer)
+    @extend_schema(request=PublishSerializer, responses={202: OpenApiTypes.OBJECT})
     def post(self, request):
         data = PublishSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -78,7 +87,7 @@ class NotifyView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "realtime_publish"
 
-    @extend_schema(request=NotifySerializer)
+    @extend_schema(request=NotifySerializer, responses={202: OpenApiTypes.OBJECT})
     def post(self, request):
         data = NotifySerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -94,6 +103,7 @@ class NotifyView(APIView):
 class StatsView(APIView):
     permission_classes = [IsStaff]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         hub = running_hub()
         local = {}

@@ -40,3 +40,14 @@ def test_schema_endpoint_serves(auth_api, alice):
     response = auth_api(alice).get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/issues/{issue_id}/comments/" in response.content
+
+
+def test_whole_schema_generates_without_any_warning_or_error():
+    GENERATOR_STATS.reset()
+    with GENERATOR_STATS.silence():
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    problems = [*GENERATOR_STATS._warn_cache, *GENERATOR_STATS._error_cache]
+    GENERATOR_STATS.reset()
+    assert problems == []
+    for path in ("/api/realtime/broadcast/", "/api/realtime/presence/", "/api/realtime/channels/{channel}/history/"):
+        assert path in schema["paths"], path
