@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Protocol
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -103,29 +104,30 @@ class Hub:
         return await sync_to_async(func, thread_sensitive=False, executor=self.executor)(*args)
 
     def _install_signal_handlers(self) -> None:
-        """Run ``shutdown()`` on SIGTERM, then hand the signal to the server's own handler.
+        """Run ``shutdown()`` on SIGTERM (and Ctrl-C), then hand the signal to the server's handler.
 
-        Checked under daphne 4.2.3: Twisted installs its SIGTERM handler when the
-        reactor starts, so it is ``previous`` here, and its reactor.stop() runs
-        after our cleanup (clients see 4503, the rows are gone before exit).
+        Checked under daphne 4.2.3: Twisted installs its handlers when the reactor
+        starts, so they are ``previous`` here, and its reactor.stop() runs after
+        our cleanup (clients see 4503, the rows are gone before exit).
         """
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def on_sigterm(signum, frame):
-            if self.stopping:  # a second SIGTERM: stop now, as the server would have
-                self.loop.call_soon_threadsafe(_chain_signal, previous, signum)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+            try:
+                signal.signal(signum, partial(self._on_signal, previous))
+            except ValueError:  # not the main thread: leave signals to the server
+                logger.debug("not installing signal handlers outside the main thread")
                 return
-            # Close every socket with 4503 and clear our rows before the server
-            # exits: daphne alone drops sockets without a close frame and cancels
-            # disconnect handlers, so presence would leak.
-            logger.info("SIGTERM: closing %d connections with 4503", len(self.connections))
-            self.stopping = True
-            self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._shutdown_then(previous, signum)))
 
-        try:
-            signal.signal(signal.SIGTERM, on_sigterm)
-        except ValueError:  # not the main thread: leave signals to the server
-            logger.debug("not installing SIGTERM handler outside the main thread")
+    def _on_signal(self, previous, signum, frame) -> None:
+        if self.stopping:  # a second signal: stop now, as the server would have
+            self.loop.call_soon_threadsafe(_chain_signal, previous, signum)
+            return
+        # Close every socket with 4503 and clear our rows before the server
+        # exits: daphne alone drops sockets without a close frame and cancels
+        # disconnect handlers, so presence would leak.
+        logger.info("%s: closing %d connections with 4503", signal.Signals(signum).name, len(self.connections))
+        self.stopping = True
+        self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._shutdown_then(previous, signum)))
 
     async def _shutdown_then(self, previous, signum) -> None:
         try:

@@ -6,21 +6,38 @@ reload never shows them offline), then goes ``offline`` with ``last_seen``.
 Every change of status or activity is published on ``presence``. Rows of a
 server that stops heartbeating are pruned by whichever process looks next.
 Everything here is synchronous ORM code; the hub calls it from a thread.
+
+Heartbeat writes are coalesced, never one per ping (the hub calls these):
+
+- ``server_heartbeat`` every quarter interval: one UPDATE of the process's own
+  ``ServerInstance`` row (one row per process, whatever its connection count),
+  one SELECT of its connection ids, and a prune of dead servers. Liveness is
+  judged on this row alone: a server silent for one interval is dead, so a
+  killed server's users are offline within 1.25 x the interval (< 2 x).
+- ``touch_connections`` at most once per interval: one UPDATE (per 500 ids) of
+  ``Connection.last_heartbeat_at`` for the connections heard from since the
+  previous touch, and one of ``Presence.last_seen`` for their users. So a
+  connection's row is written at most once per interval, however often it
+  pings, and ``last_heartbeat_at`` is the last sign of life to within one interval.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import conf
 from .models import Connection, Presence, ServerInstance
-from .protocol import iso, now_iso
+from .protocol import CLOSE_DISCONNECTED, iso, now_iso
 from .publisher import publish
 
 logger = logging.getLogger(__name__)
@@ -117,6 +134,22 @@ def connection_closed(connection_id: str, user_id) -> bool:
         return True
 
 
+def disconnect_connections(connection_ids: list[str]) -> int:
+    """The admin's "disconnect": forget the rows, close the sockets with 4403.
+
+    Deleting the row is what reaches every process: the owning server closes a
+    connection whose row vanished on its next heartbeat (a quarter interval).
+    This process closes its own at once, and with Redis tells the others too.
+    The users' grace period starts when their sockets close, as for any close.
+    Returns how many rows there were.
+    """
+    from .hub import close_connections_threadsafe
+
+    deleted, _ = Connection.objects.filter(id__in=connection_ids).delete()
+    transaction.on_commit(lambda: close_connections_threadsafe(connection_ids, CLOSE_DISCONNECTED))
+    return deleted
+
+
 def update_subscriptions(connection_id: str, channels: list[str]) -> None:
     Connection.objects.filter(id=connection_id).update(subscriptions=channels)
 
@@ -168,41 +201,87 @@ def presence_list():
 # --- server instances -------------------------------------------------------
 
 
+class Heartbeat(NamedTuple):
+    gone: list[str]  # local connections whose rows vanished (the admin's disconnect)
+    revived: bool  # another process had taken this server for dead and pruned it
+
+
+class Pruned(NamedTuple):
+    servers: int  # servers found dead (silent for an interval), their connections dropped
+    connections: int
+    offline: int  # users set offline, their grace period over or their server dead
+
+
 def register_server(server_id: str, hostname: str, pid: int) -> None:
     now = timezone.now()
     ServerInstance.objects.create(id=server_id, hostname=hostname, pid=pid, started_at=now, heartbeat_at=now)
     prune_dead_servers()
 
 
-def stop_server(server_id: str) -> None:
-    """A clean shutdown: our connections are gone now, without a grace period."""
+def stop_server(server_id: str) -> int:
+    """A clean shutdown (SIGTERM): forget our connections now; returns how many.
+
+    Users left with no connection keep their status for the grace period, as
+    after any close: the server closed their sockets with 4503, so clients
+    reconnect at once, to another process or to this one restarted, and a
+    deploy never shows them offline. If they do not come back, whichever
+    process prunes next (any server's heartbeat, the presence API,
+    ``realtime_prune``) sets them offline.
+    """
     with transaction.atomic():
-        _drop_server_connections(Q(id=server_id))
+        return _drop_connections(Q(server_id=server_id), [server_id], grace=True)[1]
 
 
-def heartbeat(server_id: str, connection_ids: list[str], interval: float) -> list[str]:
-    """One coalesced write for every local connection; returns ids whose rows vanished.
+def server_heartbeat(server_id: str, local_ids: list[str], interval: float) -> Heartbeat:
+    """This server is alive: one write of its own row, then prune the dead ones.
 
-    Also the moment this server prunes servers that stopped heartbeating and
-    ends grace periods that a dead server could not end.
+    Returns the local connections whose rows were deleted elsewhere. Rows of
+    this server that the hub does not hold (a ``disconnect`` that never ran)
+    and older than one interval (so not one being opened right now) are leaks:
+    they are dropped, their users get the grace period.
     """
     now = timezone.now()
-    ServerInstance.objects.filter(id=server_id).update(heartbeat_at=now)
-    existing: set[str] = set()
+    revived = False
+    if not ServerInstance.objects.filter(id=server_id, stopped_at__isnull=True).update(heartbeat_at=now):
+        # Pruned as dead while alive (a stalled loop, a database outage): exist again.
+        revived = True
+        ServerInstance.objects.update_or_create(
+            id=server_id,
+            defaults={"heartbeat_at": now, "stopped_at": None},
+            create_defaults={
+                "heartbeat_at": now,
+                "started_at": now,
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+            },
+        )
+        logger.warning("server %s was taken for dead; its connections will reconnect", server_id[:8])
+    rows = dict(Connection.objects.filter(server_id=server_id).values_list("id", "connected_at"))
+    local = set(local_ids)
+    leaked = [cid for cid, at in rows.items() if cid not in local and at < now - timedelta(seconds=interval)]
+    if leaked:
+        with transaction.atomic():
+            _drop_connections(Q(id__in=leaked), [], grace=True)
+    prune_dead_servers(interval)
+    return Heartbeat([cid for cid in local_ids if cid not in rows], revived)
+
+
+def touch_connections(connection_ids: list[str]) -> None:
+    """The coalesced ``last_heartbeat_at`` / ``last_seen`` write (at most once per interval)."""
+    now = timezone.now()
     for start in range(0, len(connection_ids), CHUNK):
         chunk = connection_ids[start : start + CHUNK]
         Connection.objects.filter(id__in=chunk).update(last_heartbeat_at=now)
-        existing.update(Connection.objects.filter(id__in=chunk).values_list("id", flat=True))
-    Presence.objects.filter(user__connection__server_id=server_id).exclude(status="offline").update(last_seen=now)
-    prune_dead_servers(interval)
-    return [cid for cid in connection_ids if cid not in existing]
+        Presence.objects.filter(user__connection__id__in=chunk).exclude(status="offline").update(last_seen=now)
 
 
-def prune_dead_servers(stale_after: float | None = None) -> int:
+def prune_dead_servers(stale_after: float | None = None) -> Pruned:
     """Drop connections of servers silent for ``stale_after`` seconds; their users go offline.
 
-    The default, one heartbeat interval, is twice the heartbeat write period, so
-    a live server is never pruned and a dead one is within 2 x the interval.
+    The default, one heartbeat interval, is four server heartbeats: a live
+    server is never pruned, and a dead one is within 1.25 x the interval by the
+    next server that heartbeats. Also ends grace periods that a dead or stopped
+    server could not end.
     """
     if stale_after is None:
         stale_after = float(conf.get("WEBSOCKET_HEARTBEAT_INTERVAL"))
@@ -210,28 +289,39 @@ def prune_dead_servers(stale_after: float | None = None) -> int:
     cutoff = now - timedelta(seconds=stale_after)
     grace_cutoff = now - timedelta(seconds=float(conf.get("WEBSOCKET_PRESENCE_GRACE")))
     with transaction.atomic():
-        pruned = _drop_server_connections(Q(heartbeat_at__lt=cutoff, stopped_at__isnull=True))
-        # Grace periods whose server died before it could end them.
+        dead = list(
+            ServerInstance.objects.filter(heartbeat_at__lt=cutoff, stopped_at__isnull=True).values_list("id", flat=True)
+        )
+        servers, connections, offline = (
+            _drop_connections(Q(server_id__in=dead), dead, grace=False) if dead else (0, 0, 0)
+        )
+        # Grace periods whose server died or stopped before it could end them.
         for user_id in Presence.objects.filter(offline_pending_since__lt=grace_cutoff).values_list(
             "user_id", flat=True
         ):
-            finish_offline(user_id)
+            offline += finish_offline(user_id)
     ServerInstance.objects.filter(stopped_at__lt=now - timedelta(days=1)).delete()
-    return pruned
+    return Pruned(servers, connections, offline)
 
 
-def _drop_server_connections(servers: Q) -> int:
-    dead = list(ServerInstance.objects.filter(servers).values_list("id", flat=True))
-    if not dead:
-        return 0
-    user_ids = set(Connection.objects.filter(server_id__in=dead, user__isnull=False).values_list("user_id", flat=True))
-    count, _ = Connection.objects.filter(server_id__in=dead).delete()
-    ServerInstance.objects.filter(id__in=dead).update(stopped_at=timezone.now())
+def _drop_connections(connections: Q, servers: list[str], *, grace: bool) -> tuple[int, int, int]:
+    """Delete connection rows and mark ``servers`` stopped. Users left with none start
+    their grace period (``grace``) or go offline at once (a dead server: its users
+    were last seen up to an interval ago). Returns (servers, connections, offline)."""
     now = timezone.now()
+    user_ids = set(Connection.objects.filter(connections, user__isnull=False).values_list("user_id", flat=True))
+    count, _ = Connection.objects.filter(connections).delete()
+    stopped = ServerInstance.objects.filter(id__in=servers).update(stopped_at=now) if servers else 0
+    offline = 0
     for user_id in user_ids:
-        if not Connection.objects.filter(user_id=user_id).exists():
+        if Connection.objects.filter(user_id=user_id).exists():
+            continue
+        if grace:
             Presence.objects.filter(user_id=user_id).update(offline_pending_since=now)
-            finish_offline(user_id)
-    if count:
-        logger.info("pruned %d connections of %d stopped or dead server(s)", count, len(dead))
-    return count
+        else:
+            # Last seen at the dead server's last coalesced touch, not now.
+            Presence.objects.filter(user_id=user_id).update(offline_pending_since=Coalesce("last_seen", Value(now)))
+            offline += finish_offline(user_id)
+    if count or stopped:
+        logger.info("dropped %d connections of %d stopped or dead server(s)", count, stopped)
+    return stopped, count, offline
