@@ -8,4 +8,5 @@ urlpatterns = [
     path("broadcast/", views.BroadcastView.as_view(), name="realtime-broadcast"),
     path("notify/", views.NotifyView.as_view(), name="realtime-notify"),
     path("stats/", views.StatsView.as_view(), name="realtime-stats"),
+    path("metrics/", views.MetricsView.as_view(), name="realtime-metrics"),
 ]

@@ -100,6 +100,20 @@ class NotifyView(APIView):
         return Response(sent, status=status.HTTP_202_ACCEPTED)
 
 
+class MetricsView(APIView):
+    """Prometheus text format; staff only, like the stats."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses={200: OpenApiTypes.STR})
+    def get(self, request):
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from .metrics import render
+
+        return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
+
+
 class StatsView(APIView):
     permission_classes = [IsStaff]
 
