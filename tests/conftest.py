@@ -10,6 +10,8 @@ import shutil
 
 import pytest
 
+pytest_plugins = ["tests.services"]
+
 
 def require_program(name: str, *candidates: str) -> str:
     """Path of an installed program, else skip (or fail under REQUIRE_SERVICES=1)."""

@@ -12,8 +12,11 @@ from tests.conftest import require_program
 from tests.integration.conftest import server, server_factory, sqlite_env, template_db  # noqa: F401
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope, not session: Playwright's sync API marks an event loop as
+    # running on the main thread until it stops, which breaks every async test
+    # that pytest would run after this module while it is still open.
     require_program("chromium", CHROMIUM)
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
