@@ -104,6 +104,11 @@ def test_restart_shows_reconnecting_then_every_issue_created_meanwhile_once(serv
     expect(issue_row(page, before)).to_have_count(1)
     banner = page.locator("#banner")
     page.evaluate(RECORD_CLIENT_EVENTS)
+    # sign_in returns once the socket is open, which is before the server has
+    # answered `subscribe`: stopping it in between leaves the client no seq to
+    # resume from (it then emits `reset` and the page reloads, but nothing is
+    # replayed). What this test is about needs the subscription in place.
+    page.wait_for_function("window.dexter.client.lastSeq('issues') !== undefined")
 
     server.stop()
     expect(banner).to_have_attribute("data-shown", "true", timeout=5_000)

@@ -9,6 +9,8 @@ import { afterEach, beforeEach, describe, mock, test } from 'node:test';
 import WebSocketClientDefault, {
   CLOSE_CODES,
   computeBackoff,
+  tokenExpiry,
+  tokenRefreshDelay,
   WebSocketClient,
 } from '../../realtime/static/realtime/dexter-realtime.js';
 
@@ -298,6 +300,217 @@ describe('close codes', () => {
   });
 });
 
+describe('token refresh', () => {
+  // The fake clock starts where the fake server's `connection` says it is.
+  const NOW = Date.parse('2026-11-25T12:00:00Z');
+
+  function useClock() {
+    mock.timers.reset();
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: NOW });
+  }
+
+  /** An unsigned JWT whose payload carries `exp` (seconds) and `claims`. */
+  function jwt(expSeconds, claims = {}) {
+    const part = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+    return `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ token_type: 'access', exp: expSeconds, ...claims })}.c2ln`;
+  }
+
+  /** A token that expires `seconds` from the fake clock's now. */
+  const expiringIn = (seconds, claims) => jwt(Math.floor(Date.now() / 1000) + seconds, claims);
+
+  function authenticate(ws, frame) {
+    ws.receive({ type: 'authenticated', user: { id: '2', username: 'alice' }, ref: frame.ref });
+  }
+
+  test('test_token_expiry_and_refresh_delay', () => {
+    useClock();
+    assert.equal(tokenExpiry(jwt(1_800_000_000)), 1_800_000_000_000);
+    // base64url payload with characters that differ from base64 (- and _), and no padding
+    assert.equal(tokenExpiry(jwt(1_800_000_000, { name: '??>>ü~~' })), 1_800_000_000_000);
+    for (const bad of [null, '', 'not-a-jwt', 'a.b.c', jwt('soon'), 'x.' + Buffer.from('[1]').toString('base64url') + '.y']) {
+      assert.equal(tokenExpiry(bad), null, String(bad));
+    }
+    assert.equal(tokenRefreshDelay(NOW + 300_000, NOW), 240_000, '80% of 5 min comes before 30 s before exp');
+    assert.equal(tokenRefreshDelay(NOW + 100_000, NOW), 70_000, '30 s before exp comes before 80%');
+    assert.equal(tokenRefreshDelay(NOW + 6_000, NOW), 4_800, 'a short token: at 80%');
+    assert.equal(tokenRefreshDelay(NOW + 1_100, NOW), 1_000, 'never sooner than a second');
+    assert.equal(tokenRefreshDelay(NOW + 900, NOW), null, 'expires before it could be refreshed');
+    assert.equal(tokenRefreshDelay(NOW, NOW), null, 'expired: the 4401 path takes over');
+    assert.equal(tokenRefreshDelay(null, NOW), null);
+  });
+
+  test('test_fresh_token_is_sent_with_auth_before_expiry_and_used_to_reconnect', async () => {
+    useClock();
+    const issued = [];
+    const getToken = mock.fn(async () => {
+      issued.push(expiringIn(300, { n: issued.length + 1 }));
+      return issued.at(-1);
+    });
+    const first = expiringIn(300);
+    const client = openClient(['issues'], {}, { token: first, getToken, heartbeat: false });
+    const ws = Socket.last;
+    assert.match(ws.url, new RegExp(`token=${first}$`));
+
+    mock.timers.tick(240_000 - 1);
+    await flush();
+    assert.equal(getToken.mock.callCount(), 0, 'not before 80% of the lifetime');
+    mock.timers.tick(1);
+    await flush();
+    assert.equal(getToken.mock.callCount(), 1);
+    const [auth] = ws.sentOfType('auth');
+    assert.equal(auth.token, issued[0]);
+    assert.equal(typeof auth.ref, 'string');
+    authenticate(ws, auth);
+
+    // The next one is timed from the fresh token's expiry.
+    mock.timers.tick(240_000 - 1);
+    await flush();
+    assert.equal(ws.sentOfType('auth').length, 1);
+    mock.timers.tick(1);
+    await flush();
+    assert.equal(ws.sentOfType('auth').length, 2);
+    assert.equal(ws.sentOfType('auth')[1].token, issued[1]);
+    authenticate(ws, ws.sentOfType('auth')[1]);
+    assert.equal(client.state, 'open');
+
+    // A reconnect uses the fresh token, not the one the client started with.
+    ws.serverClose(1006);
+    mock.timers.tick(5000);
+    assert.equal(Socket.instances.length, 2);
+    assert.equal(Socket.last.url, `ws://test:8000/ws/tab-1/?token=${issued[1]}`);
+    assert.equal(getToken.mock.callCount(), 2, 'a reconnect with a live token does not ask for another');
+  });
+
+  test('test_short_lived_token_is_refreshed_at_80_percent_of_its_lifetime', async () => {
+    useClock();
+    const getToken = mock.fn(async () => jwt(Date.now() / 1000 + 6)); // exp to the ms
+    makeClient({ getToken, heartbeat: false }).connect();
+    await flush();
+    const ws = Socket.last;
+    ws.hello({ authenticated: true, user: { id: '2', username: 'alice' } });
+    assert.equal(getToken.mock.callCount(), 1, 'the token to connect with');
+    for (let round = 1; round <= 3; round++) {
+      mock.timers.tick(4_799);
+      await flush();
+      assert.equal(ws.sentOfType('auth').length, round - 1);
+      mock.timers.tick(1);
+      await flush();
+      assert.equal(ws.sentOfType('auth').length, round);
+      authenticate(ws, ws.sentOfType('auth').at(-1));
+    }
+    assert.equal(getToken.mock.callCount(), 4);
+  });
+
+  test('test_same_token_from_get_token_is_not_resent_and_never_loops', async () => {
+    useClock();
+    const token = expiringIn(300);
+    const getToken = mock.fn(async () => token); // e.g. the refresh endpoint is down
+    const client = openClient([], {}, { token, getToken, heartbeat: false });
+    const ws = Socket.last;
+    const calls = [];
+    for (let ms = 0; ms < 600_000; ms += 100) {
+      mock.timers.tick(100);
+      await flush();
+      if (getToken.mock.callCount() > calls.length) calls.push(Date.now() - NOW);
+    }
+    assert.equal(ws.sentOfType('auth').length, 0, 'the server already has that token');
+    // 240 s, then 30 s before exp, then 80% of what is left, ... never under a second apart,
+    // and nothing once the token has expired.
+    assert.deepEqual(calls, [240_000, 270_000, 294_000, 298_800, 299_800]);
+    assert.ok(calls.at(-1) < 300_000);
+    assert.equal(client.state, 'open');
+  });
+
+  test('test_failing_get_token_leaves_it_to_the_4401_path', async () => {
+    useClock();
+    let fail = true;
+    const fresh = expiringIn(600);
+    const getToken = mock.fn(async () => {
+      if (fail) throw new Error('refresh rejected');
+      return fresh;
+    });
+    const client = openClient(['issues'], { issues: 3 }, { token: expiringIn(10), getToken, heartbeat: false });
+    const ws = Socket.last;
+    mock.timers.tick(8_000);
+    await flush();
+    assert.equal(getToken.mock.callCount(), 1);
+    assert.equal(ws.sentOfType('auth').length, 0);
+    mock.timers.tick(60_000);
+    await flush();
+    assert.equal(getToken.mock.callCount(), 1, 'no retry loop after a failure');
+    assert.equal(client.state, 'open');
+
+    // The token expires: the server closes with 4401, and a fresh token reconnects.
+    fail = false;
+    ws.receive({ type: 'error', code: 'token_expired', message: 'token has expired' });
+    ws.serverClose(4401);
+    await flush();
+    mock.timers.tick(0);
+    assert.equal(Socket.instances.length, 2);
+    assert.equal(Socket.last.url, `ws://test:8000/ws/tab-1/?token=${fresh}`);
+    Socket.last.hello();
+    assert.equal(Socket.last.sentOfType('subscribe')[0].since, 3);
+  });
+
+  test('test_refused_or_unanswered_auth_is_retried_before_expiry', async () => {
+    useClock();
+    const getToken = mock.fn(async () => expiringIn(300, { n: getToken.mock.callCount() }));
+    openClient([], {}, { token: expiringIn(100), getToken, heartbeat: false, requestTimeout: 1000 });
+    const ws = Socket.last;
+    mock.timers.tick(70_000); // 30 s before exp
+    await flush();
+    const [first] = ws.sentOfType('auth');
+    ws.receive({ type: 'error', code: 'rate_limited', message: 'slow down', ref: first.ref });
+    mock.timers.tick(24_000); // 80% of the 30 s left
+    await flush();
+    assert.equal(ws.sentOfType('auth').length, 2);
+    mock.timers.tick(1_000); // no reply: timeout, then 80% of the 5 s left
+    mock.timers.tick(4_000);
+    await flush();
+    assert.equal(ws.sentOfType('auth').length, 3);
+    authenticate(ws, ws.sentOfType('auth')[2]);
+    mock.timers.tick(60_000);
+    await flush();
+    assert.equal(ws.sentOfType('auth').length, 3, 'accepted: the next refresh is minutes away');
+  });
+
+  test('test_token_arriving_after_the_socket_dropped_is_kept_for_the_reconnect', async () => {
+    useClock();
+    let release;
+    const fresh = expiringIn(600);
+    const getToken = mock.fn(() => new Promise((resolve) => (release = () => resolve(fresh))));
+    const client = openClient([], {}, { token: expiringIn(10), getToken, heartbeat: false });
+    const ws = Socket.last;
+    mock.timers.tick(8_000);
+    assert.equal(getToken.mock.callCount(), 1);
+    ws.serverClose(1006);
+    release();
+    await flush();
+    assert.equal(ws.sentOfType('auth').length, 0, 'nothing sent on a dead socket');
+    mock.timers.tick(5000);
+    assert.equal(Socket.last.url, `ws://test:8000/ws/tab-1/?token=${fresh}`);
+    Socket.last.hello();
+    assert.equal(client.state, 'open');
+  });
+
+  test('test_no_refresh_without_get_token_exp_or_token_and_none_after_close', async () => {
+    useClock();
+    const getToken = mock.fn(async () => expiringIn(300));
+    openClient([], {}, { token: expiringIn(60), heartbeat: false }); // no getToken
+    openClient([], {}, { token: 'opaque-token', getToken, heartbeat: false }); // no exp to go by
+    const anonymous = makeClient({ getToken: async () => null, heartbeat: false });
+    anonymous.connect();
+    await flush();
+    Socket.last.hello();
+    const closing = openClient([], {}, { token: expiringIn(60), getToken, heartbeat: false });
+    closing.close();
+    mock.timers.tick(3_600_000);
+    await flush();
+    assert.equal(getToken.mock.callCount(), 0);
+    for (const ws of Socket.instances) assert.equal(ws.sentOfType('auth').length, 0);
+  });
+});
+
 describe('delivery', () => {
   test('test_repeats_are_dropped_by_channel_and_seq', () => {
     const client = openClient(['issues', 'global']);
@@ -393,6 +606,34 @@ describe('delivery', () => {
     Socket.last.receive(pub('issues', 1999)); // a partial replay: skipped, the page reloads
     Socket.last.receive(pub('issues', 2001));
     assert.deepEqual(seen.map((m) => m.seq), [2001]);
+  });
+
+  test('test_socket_closed_before_first_subscribed_emits_reset_on_resubscribe', () => {
+    const client = makeClient();
+    const resets = record(client, 'reset');
+    client.subscribe('issues');
+    client.subscribe('global');
+    client.connect();
+    Socket.last.hello();
+    const first = Socket.last.sentOfType('subscribe');
+    assert.equal(first.find((m) => m.channel === 'issues').since, undefined);
+    const global = first.find((m) => m.channel === 'global');
+    // `global` is answered; `issues` gets no reply: the server stops first.
+    Socket.last.receive({ type: 'subscribed', channel: 'global', seq: 2, recovered: true, ref: global.ref });
+    Socket.last.serverClose(4503);
+    mock.timers.tick(5000);
+    Socket.last.hello();
+    const resent = Socket.last.sentOfType('subscribe');
+    assert.equal(resent.find((m) => m.channel === 'issues').since, undefined, 'there is no seq to resume from');
+    assert.equal(resent.find((m) => m.channel === 'global').since, 2);
+    Socket.last.ackSubscribes({ issues: 7, global: 2 });
+    // What was published on `issues` between the subscribe and now is gone: the page must reload.
+    assert.deepEqual(resets, [{ channel: 'issues', reason: 'interrupted', from: undefined, to: 7 }]);
+    assert.equal(client.lastSeq('issues'), 7);
+    // A plain first subscribe, answered on its own socket, is no reset.
+    client.subscribe('alerts');
+    Socket.last.ackSubscribes({ alerts: 3 });
+    assert.equal(resets.length, 1);
   });
 
   test('test_server_seq_rewound_emits_reset_and_accepts_new_messages', () => {

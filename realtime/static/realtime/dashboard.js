@@ -64,7 +64,9 @@ function refreshAccess() {
 }
 
 // The client's getToken: a fresh access token, or the current one when the
-// server is unreachable (it is then rejected with 4401 and we try again).
+// server is unreachable (it is then rejected with 4401 and we try again). The
+// client also calls it shortly before the socket's token expires and hands the
+// server the fresh one (`auth`), so the page never blinks "reconnecting".
 async function getToken() {
   if (!session) throw new Error("signed out");
   const { exp = 0, iat = 0 } = jwtClaims(session.access);
@@ -77,28 +79,6 @@ async function getToken() {
     }
   }
   return session.access;
-}
-
-// The server closes a socket whose token expires (4401). Before that, hand it a
-// fresh token with an `auth` message, so the page never blinks "reconnecting".
-let authTimer = null;
-function keepSocketAuthenticated() {
-  clearTimeout(authTimer);
-  if (!session) return;
-  const { exp = 0, iat = 0 } = jwtClaims(session.access);
-  const margin = Math.min(REFRESH_MARGIN_MS, ((exp - iat) * 1000) / 4);
-  authTimer = setTimeout(
-    async () => {
-      try {
-        const token = await getToken();
-        if (client?.state === "open") await client.send({ type: "auth", token });
-      } catch (err) {
-        console.warn("could not extend the socket's token", err);
-      }
-      keepSocketAuthenticated();
-    },
-    Math.max(1000, exp * 1000 - Date.now() - margin),
-  );
 }
 
 async function api(method, path, body, retry = true) {
@@ -481,12 +461,10 @@ function showApp() {
   const claims = jwtClaims(session.access);
   me = { id: String(claims.user_id ?? ""), username: session.username };
   startClient();
-  keepSocketAuthenticated();
   loadUsers().then(loadIssues);
 }
 
 function signOut(message = "") {
-  clearTimeout(authTimer);
   client?.close();
   client = null;
   saveSession(null);

@@ -20,6 +20,14 @@ export declare const STATES: readonly ConnectionState[];
 /** Delay (ms) before reconnect attempt `attempt` (1-based): in [d/2, d], d = min(cap, base * 2^(attempt-1)). */
 export declare function computeBackoff(attempt: number, base?: number, cap?: number, random?: () => number): number;
 export declare function generateClientId(): string;
+/** The `exp` claim of a JWT in ms since the epoch (payload decoded, not verified), or null. */
+export declare function tokenExpiry(token: string | null | undefined): number | null;
+/**
+ * ms to wait before refreshing a token expiring at `expiresAt` (ms): 80% of the remaining
+ * lifetime or 30 s before expiry, whichever is earlier, at least 1 s; null if there is
+ * no expiry or it comes before then.
+ */
+export declare function tokenRefreshDelay(expiresAt: number | null, now?: number): number | null;
 
 export interface StorageLike {
   getItem(key: string): string | null;
@@ -42,7 +50,12 @@ export interface WebSocketClientOptions {
   clientId?: string;
   /** A SimpleJWT access token, sent as `?token=`. */
   token?: string | null;
-  /** Returns a current access token: used when no `token` is given, and for a fresh one after close 4401. */
+  /**
+   * Returns a current access token: used when no `token` is given, for a fresh one after
+   * close 4401, and shortly before the socket's token expires (its JWT `exp`), when the
+   * client hands the fresh one to the server with an `auth` message and keeps it for
+   * the next reconnect. A failure there is left to the 4401 path.
+   */
   getToken?: () => string | null | undefined | Promise<string | null | undefined>;
   /** Base of the jittered exponential backoff, ms. Default 5000. */
   reconnectInterval?: number;
@@ -174,10 +187,13 @@ export interface CloseInfo {
   delay?: number;
 }
 
-/** The server could not replay what was missed: reload this channel's state from the HTTP API. */
+/**
+ * The server could not replay what was missed: reload this channel's state from the HTTP API.
+ * `interrupted`: the socket closed before the first `subscribed` reply, so there was no seq to resume from.
+ */
 export interface ResetEvent {
   channel: string;
-  reason: 'not_recovered' | 'seq_rewound' | 'history_failed' | string;
+  reason: 'not_recovered' | 'seq_rewound' | 'history_failed' | 'interrupted' | string;
   from: number | undefined;
   to: number;
 }

@@ -51,6 +51,13 @@ const MAX_QUEUED = 100;
 const MISSED_HEARTBEATS_BEFORE_DEAD = 3;
 // Used when neither the options nor the server say otherwise (the server default).
 const DEFAULT_HEARTBEAT_SECONDS = 30;
+// Hand the socket a fresh token (an `auth` message) this long before the current
+// one expires, or at 80% of its remaining lifetime if that comes first, so the
+// server never closes with 4401 for a token that merely aged.
+const TOKEN_REFRESH_MARGIN = 30000;
+const TOKEN_REFRESH_FRACTION = 0.8;
+// Never ask getToken again sooner than this (getToken may hand back the same token).
+const MIN_TOKEN_REFRESH_DELAY = 1000;
 const CLIENT_ID_KEY = 'dexter-realtime:client-id';
 const SEQ_KEY_PREFIX = 'dexter-realtime:last-seq:';
 const LOG_PREFIX = '[dexter-realtime]';
@@ -83,6 +90,42 @@ function storageOf(name) {
   } catch {
     return null; // e.g. storage disabled by the browser's privacy settings
   }
+}
+
+/**
+ * The `exp` claim of a JWT, in ms since the epoch, or null. The payload is read,
+ * not verified: only the server can do that, this is to know when to refresh.
+ */
+export function tokenExpiry(token) {
+  try {
+    const part = String(token).split('.')[1];
+    if (!part) return null;
+    let b64 = part.replace(/-/g, '+').replace(/_/g, '/');
+    b64 += '='.repeat((4 - (b64.length % 4)) % 4);
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    const exp = claims && claims.exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * How long (ms) to wait before refreshing a token that expires at `expiresAt`:
+ * at 80% of the remaining lifetime or 30 s before expiry, whichever is earlier
+ * (for a token with 30 s or less left, at 80%), and never sooner than one
+ * second; null when there is nothing to refresh (no exp, or it expires before
+ * then).
+ */
+export function tokenRefreshDelay(expiresAt, now = Date.now()) {
+  if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) return null;
+  const remaining = expiresAt - now;
+  if (!(remaining > 0)) return null; // too late: the server closes with 4401, which gets a fresh one
+  let delay = remaining * TOKEN_REFRESH_FRACTION;
+  if (remaining > TOKEN_REFRESH_MARGIN) delay = Math.min(delay, remaining - TOKEN_REFRESH_MARGIN);
+  delay = Math.max(MIN_TOKEN_REFRESH_DELAY, Math.round(delay));
+  return delay < remaining ? delay : null;
 }
 
 function redact(frame) {
@@ -150,6 +193,8 @@ export class WebSocketClient {
     this._attempts = 0;
     this._reconnectTimer = null;
     this._heartbeatTimer = null;
+    this._tokenTimer = null;
+    this._socketToken = null; // the token the server holds for the current socket
     this._missedHeartbeats = 0;
     this._waitingForOnline = false;
     this._refCounter = 0;
@@ -377,6 +422,7 @@ export class WebSocketClient {
       return;
     }
     const url = this._socketUrl();
+    this._socketToken = this._token;
     this._log('connecting to', redactUrl(url));
     let ws;
     try {
@@ -408,6 +454,8 @@ export class WebSocketClient {
     }
     clearInterval(this._heartbeatTimer);
     this._heartbeatTimer = null;
+    clearTimeout(this._tokenTimer);
+    this._tokenTimer = null;
     clearTimeout(this._reconnectTimer);
     this._reconnectTimer = null;
     // Whatever was held behind a gap is replayed by the resubscription with `since`.
@@ -585,6 +633,7 @@ export class WebSocketClient {
     this._attempts = 0;
     this._waitingForOnline = false;
     this._startHeartbeat(msg.heartbeat_interval);
+    this._scheduleTokenRefresh();
     this._setState('open');
     settle(this._openD, true, msg);
     this._deliver(msg);
@@ -624,6 +673,62 @@ export class WebSocketClient {
       }
       this._sendRaw({ type: 'ping', timestamp: new Date().toISOString() });
     }, ms);
+  }
+
+  // --- keeping the socket's token fresh -----------------------------------------
+
+  /** Arm the timer that hands the open socket a fresh token before its token expires. */
+  _scheduleTokenRefresh() {
+    clearTimeout(this._tokenTimer);
+    this._tokenTimer = null;
+    if (!this._getToken || !this._socketToken || this._state === 'closed') return;
+    const delay = tokenRefreshDelay(tokenExpiry(this._socketToken));
+    if (delay === null) return; // no exp claim, or already expired: the 4401 path takes over
+    const generation = this._generation;
+    this._log('token refresh in', delay, 'ms');
+    this._tokenTimer = setTimeout(() => {
+      this._tokenTimer = null;
+      if (generation === this._generation) this._refreshSocketToken(generation);
+    }, delay);
+  }
+
+  /** getToken, then `auth` with the fresh token; the fresh token is also the one the next reconnect uses. */
+  async _refreshSocketToken(generation) {
+    let token = null;
+    try {
+      token = await this._getToken();
+    } catch (err) {
+      // Leave it: if the token does expire, the 4401 close asks getToken again.
+      this._log('getToken failed, keeping the current token', err && err.message);
+      return;
+    }
+    if (!token || this._state === 'closed') return;
+    this._token = token;
+    if (generation !== this._generation || this._state !== 'open') return; // the next connection sends it
+    if (token === this._socketToken) {
+      // getToken handed back the token the server already has (not due for
+      // refresh by its own measure): ask again later; the delay shrinks toward
+      // the expiry and is never under a second.
+      this._scheduleTokenRefresh();
+      return;
+    }
+    const retry = () => {
+      if (generation === this._generation) this._scheduleTokenRefresh();
+    };
+    this._request(
+      { type: 'auth', token },
+      {
+        onReply: (reply) => {
+          if (generation !== this._generation) return;
+          if (reply.type === 'authenticated') this._socketToken = token;
+          // else e.g. rate_limited: the server still holds the old token, try again
+          // before it expires (a refused token is followed by close 4401 anyway).
+          else this._log('auth not accepted:', reply.code);
+          this._scheduleTokenRefresh();
+        },
+        onFail: retry,
+      },
+    ).catch(() => {});
   }
 
   _onPublication(msg) {
@@ -741,6 +846,12 @@ export class WebSocketClient {
     if (since === undefined) {
       this._lastSeq.set(channel, latest);
       this._saveSeqs(channel);
+      if (sub.unanchoredSends > 1) {
+        // An earlier subscribe went out but its socket closed before the reply:
+        // whatever was published since the caller subscribed cannot be replayed
+        // (there is no seq to resume from), so have the page reload.
+        this._emit('reset', { channel, reason: 'interrupted', from: undefined, to: latest });
+      }
     } else if (reply.recovered === false || latest < since) {
       // Missed messages are gone (or the server's channel started over): what
       // is replayed would be partial, so skip to now and have the page reload.
@@ -757,6 +868,10 @@ export class WebSocketClient {
     const since = this._lastSeq.get(channel);
     const frame = { type: 'subscribe', channel };
     if (since !== undefined) frame.since = since;
+    else {
+      const sub = this._subs.get(channel);
+      if (sub) sub.unanchoredSends = (sub.unanchoredSends || 0) + 1;
+    }
     this._request(frame, { onReply: (reply) => this._onSubscribed(channel, since, reply) });
   }
 
