@@ -21,6 +21,8 @@ DEFAULTS = {
     "WEBSOCKET_SEND_QUEUE_LIMIT": 1000,
     # How long ?batch=1 connections gather publications before one frame goes out.
     "WEBSOCKET_BATCH_TICK": 0.02,
+    # permessage-deflate under ``manage.py runrealtime`` (bench/README.md: off costs less).
+    "WEBSOCKET_COMPRESSION": False,
     "REALTIME_HISTORY_SIZE": 1000,
     "REALTIME_HISTORY_TTL": 86400,
     "REALTIME_POLL_INTERVAL": 0.25,

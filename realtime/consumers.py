@@ -26,6 +26,7 @@ from .auth import AuthFailed, authenticate, seconds_left
 from .hub import get_hub
 from .protocol import ProtocolError, encode
 from .publisher import history
+from .wire import DirectWire
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.last_received = time.monotonic()
         self._expiry: asyncio.TimerHandle | None = None
         self._batch: list[str] | None = None
+        # Publications skip the ASGI send when daphne serves the socket (see wire.py).
+        self._wire = DirectWire.for_send(self.base_send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
 
         # Refusals before accept() are HTTP 403 and record nothing.
@@ -202,23 +205,36 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         sub.last = seq
         if self._batch is None:
-            await self.base_send({"type": "websocket.send", "text": text})
+            if self._wire is None or not self._wire.send_text(text):
+                await self.base_send({"type": "websocket.send", "text": text})
             return
         self._batch.append(text)
         if len(self._batch) == 1:
-            asyncio.get_running_loop().call_later(
-                float(conf.get("WEBSOCKET_BATCH_TICK")), lambda: asyncio.ensure_future(self._flush_batch())
-            )
+            asyncio.get_running_loop().call_later(float(conf.get("WEBSOCKET_BATCH_TICK")), self._batch_due)
         elif len(self._batch) > int(conf.get("WEBSOCKET_SEND_QUEUE_LIMIT")):
             self._batch = []
             await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
+
+    def _batch_due(self) -> None:
+        """The batch tick fired: send right here when the wire takes the frame, else in a task.
+
+        A task per socket per tick was most of the cost of batching (bench/README.md).
+        """
+        texts = self._batch
+        if self._wire is not None and texts and not self.closed:
+            text = texts[0] if len(texts) == 1 else protocol.batch_frame(texts)
+            if self._wire.send_text(text):
+                self._batch = []
+                return
+        asyncio.ensure_future(self._flush_batch())
 
     async def _flush_batch(self) -> None:
         texts, self._batch = self._batch, []
         if not texts or self.closed:
             return
         text = texts[0] if len(texts) == 1 else protocol.batch_frame(texts)
-        await self.base_send({"type": "websocket.send", "text": text})
+        if self._wire is None or not self._wire.send_text(text):
+            await self.base_send({"type": "websocket.send", "text": text})
 
     # --- receiving ------------------------------------------------------------
 

@@ -1,0 +1,38 @@
+"""The benchmark still runs: ``python -m bench.run --quick`` completes, loses nothing, writes JSON.
+
+No timing is asserted: the figures depend on the machine (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(180)
+def test_quick_benchmark_completes_without_loss(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--output", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    rows = {r["variant"]: r for r in doc["results"]}
+    assert set(rows) == {"dexter", "raw", "channels"}
+    for row in rows.values():
+        assert row["steady"]["delivered"] == row["steady"]["expected"] > 0
+        assert row["full"]["lost"] == 0
+        assert row["closed_by_server"] == 0
+        assert row["full"]["cpu_us_per_msg"] is not None
+    assert "dexter" in doc["table"]
