@@ -8,7 +8,7 @@ ASGI application defaults to ``ASGI_APPLICATION``:
     python manage.py runrealtime -b 0.0.0.0 -p 8000
 
 Compression is off by default: each connection keeps its own zlib stream, so a
-publication is compressed once per recipient. In bench/README.md that cost ~8x the
+publication is compressed once per recipient. In bench/README.md that cost ~6.5x the
 server CPU per delivered message and ~100 KB more memory per connection, to send
 ~80% fewer bytes of a ~135-byte publication. Turn it on where bandwidth costs more
 than CPU (mobile clients on metered links).
