@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import partial
 
 from asgiref.sync import async_to_sync
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -48,13 +48,31 @@ def _next_seq(channel: str) -> int:
     """The next seq of ``channel``. The UPDATE's row lock (PostgreSQL) or write lock
     (SQLite) is held to commit, so concurrent publishers get contiguous numbers in
     commit order."""
-    if not ChannelSequence.objects.filter(channel=channel).update(last_seq=F("last_seq") + 1):
+    seq = _increment(channel)
+    if seq is None:
         try:
             with transaction.atomic():
                 ChannelSequence.objects.create(channel=channel, last_seq=1)
             return 1
         except IntegrityError:  # another publisher created it first
-            ChannelSequence.objects.filter(channel=channel).update(last_seq=F("last_seq") + 1)
+            seq = _increment(channel)
+    return seq
+
+
+def _increment(channel: str) -> int | None:
+    """last_seq + 1 for an existing row, else None: one round trip where the
+    database has UPDATE ... RETURNING (SQLite 3.35+, PostgreSQL), two elsewhere."""
+    connection = connections[router.db_for_write(ChannelSequence)]
+    if connection.vendor in ("sqlite", "postgresql"):
+        table = connection.ops.quote_name(ChannelSequence._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET last_seq = last_seq + 1 WHERE channel = %s RETURNING last_seq", [channel]
+            )
+            row = cursor.fetchone()
+        return row[0] if row else None
+    if not ChannelSequence.objects.filter(channel=channel).update(last_seq=F("last_seq") + 1):
+        return None
     return ChannelSequence.objects.values_list("last_seq", flat=True).get(channel=channel)
 
 
