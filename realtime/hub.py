@@ -56,6 +56,7 @@ class Hub:
     def __init__(self) -> None:
         self.server_id = uuid.uuid4().hex
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._starting: asyncio.Future | None = None
         self.connections: dict[str, LocalConnection] = {}
         self.by_client: dict[tuple[str, str], LocalConnection] = {}
         self.subscribers: dict[str, set[LocalConnection]] = defaultdict(set)
@@ -82,13 +83,24 @@ class Hub:
         return self.loop is not None
 
     async def ensure_started(self, *, handle_signals: bool = False) -> None:
-        if self.loop is not None:
-            return
-        self.loop = asyncio.get_running_loop()
+        """Start once; every caller waits until the server row exists, because
+        after a restart all clients reconnect at once and their Connection rows
+        point at it."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start(handle_signals))
+        try:
+            await asyncio.shield(self._starting)
+        except Exception:
+            self._starting = None  # the next connection tries again
+            raise
+
+    async def _start(self, handle_signals: bool) -> None:
+        loop = asyncio.get_running_loop()
         self.queue = asyncio.Queue()
         self.layer = get_channel_layer()
         self.layer_is_local = self.layer is None or type(self.layer).__name__ == "InMemoryChannelLayer"
         await self.db(presence.register_server, self.server_id, socket.gethostname(), os.getpid())
+        self.loop = loop
         self.tasks = [
             asyncio.ensure_future(self._deliver_loop()),
             asyncio.ensure_future(self._poll_loop()),

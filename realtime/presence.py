@@ -214,7 +214,11 @@ class Pruned(NamedTuple):
 
 def register_server(server_id: str, hostname: str, pid: int) -> None:
     now = timezone.now()
-    ServerInstance.objects.create(id=server_id, hostname=hostname, pid=pid, started_at=now, heartbeat_at=now)
+    # update_or_create: a start that failed half-way is simply retried.
+    ServerInstance.objects.update_or_create(
+        id=server_id,
+        defaults={"hostname": hostname, "pid": pid, "started_at": now, "heartbeat_at": now, "stopped_at": None},
+    )
     prune_dead_servers()
 
 

@@ -465,3 +465,27 @@ async def test_batching_sends_several_publications_in_one_frame(settings):
     frame = await client.recv()
     assert frame["type"] == "batch" and [m["seq"] for m in frame["messages"]] == [1, 2, 3]
     await client.close()
+
+
+async def test_simultaneous_first_connections_all_get_recorded(alice, monkeypatch):
+    """After a restart every client reconnects at once: none may race the hub's start."""
+    import time as _time
+
+    from realtime import presence
+    from realtime.models import Connection
+
+    real_register = presence.register_server
+
+    def slow_register(*args):  # a slow database at start-up widens the race
+        _time.sleep(0.5)
+        real_register(*args)
+
+    monkeypatch.setattr(presence, "register_server", slow_register)
+
+    clients = [Client(f"/ws/c{i}/", token=access_token(alice)) for i in range(5)]
+    results = await asyncio.gather(*(c.connect() for c in clients))
+    assert all(connected for connected, _ in results)
+    assert all(c.hello["type"] == "connection" for c in clients)
+    assert await database_sync_to_async(Connection.objects.count)() == 5
+    for c in clients:
+        await c.close()
