@@ -1,12 +1,11 @@
 """Socket authentication: a SimpleJWT access token to a user, or a clear refusal.
 
 Only access tokens open a socket (``AccessToken``: a refresh token is refused).
-Tokens are never logged; ``redact`` strips them from anything that is.
+Tokens are never logged: nothing here or in the consumer logs a token or a query string.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,12 +16,6 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from .protocol import E_TOKEN_EXPIRED, E_TOKEN_INVALID
-
-_TOKEN_RE = re.compile(r"(token=)[^&\s]*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    return _TOKEN_RE.sub(r"\1[redacted]", text)
 
 
 class AuthFailed(Exception):

@@ -252,7 +252,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         ref = None
         try:
-            msg = protocol.parse_frame(text_data, bytes_data)
+            msg = protocol.parse_frame(text_data)
             ref = msg.ref
             await getattr(self, f"on_{msg.type}")(msg)
         except ProtocolError as exc:
@@ -337,8 +337,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def on_history(self, msg) -> None:
         name = msg.channel
-        await self._check(name, msg.ref)
-        if protocol.parse_channel(name).kind in conf.get("REALTIME_NO_HISTORY"):
+        channel = await self._check(name, msg.ref)
+        if channel.kind in conf.get("REALTIME_NO_HISTORY"):
             raise ProtocolError(
                 protocol.E_HISTORY_UNAVAILABLE, "no history is kept for this channel", ref=msg.ref, channel=name
             )
@@ -375,9 +375,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             protocol.with_ref({"type": "authenticated", "user": protocol.user_dict(self.user)}, msg.ref)
         )
 
-    async def _check(self, name: str, ref: str | None) -> None:
+    async def _check(self, name: str, ref: str | None) -> protocol.Channel:
         try:
-            await database_sync_to_async(policy.check)(self.user, name)
+            return await database_sync_to_async(policy.check)(self.user, name)
         except ProtocolError as exc:
             exc.ref = ref
             raise

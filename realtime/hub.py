@@ -30,7 +30,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
 from . import conf, presence, publisher
-from .protocol import CLOSE_DISCONNECTED, CLOSE_REPLACED, CLOSE_TRY_AGAIN
+from .protocol import CLOSE_DISCONNECTED, CLOSE_HEARTBEAT_TIMEOUT, CLOSE_REPLACED, CLOSE_TRY_AGAIN
 
 logger = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ class Hub:
             now = time.monotonic()
             for conn in list(self.connections.values()):
                 if now - conn.last_received > 2 * interval:
-                    await conn.close_with(4408)
+                    await conn.close_with(CLOSE_HEARTBEAT_TIMEOUT)
             if now >= self.next_history_prune:
                 # Retention runs here too, so `make run` needs no cron job.
                 self.next_history_prune = now + HISTORY_PRUNE_PERIOD

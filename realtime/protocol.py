@@ -43,7 +43,6 @@ E_TOKEN_EXPIRED = "token_expired"
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 OBJECT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")
 PRESENCE_STATUSES = ("online", "away", "busy")
-ALL_PRESENCE_STATUSES = ("online", "away", "busy", "offline")
 MAX_REF_LENGTH = 64
 MAX_ACTIVITY_LENGTH = 200
 MAX_HISTORY_LIMIT = 1000
@@ -102,15 +101,6 @@ def parse_channel(name: Any) -> Channel:
     raise ProtocolError(E_UNKNOWN_CHANNEL, f"unknown channel {name!r}", channel=name)
 
 
-def group_name(channel: str) -> str:
-    """Map a protocol channel to a channel-layer group name.
-
-    Layer groups allow only ``A-Za-z0-9-_.`` and fewer than 100 characters, so
-    ``issue:123`` becomes ``rt.issue.123``. Callers pass parsed channels only.
-    """
-    return "rt." + channel.replace(":", ".")
-
-
 def now_iso() -> str:
     """The current UTC time as ISO 8601 with a Z suffix, to the millisecond."""
     return iso(datetime.now(UTC))
@@ -152,7 +142,7 @@ def _int_field(data: dict, key: str, ref: str | None, *, minimum: int = 0) -> in
     return value
 
 
-def parse_frame(text: str | None, data_bytes: bytes | None = None) -> ClientMessage:
+def parse_frame(text: str | None) -> ClientMessage:
     """Parse one client frame into a ClientMessage, or raise ProtocolError.
 
     Binary and empty frames, invalid JSON and non-objects are ``invalid_json``;
