@@ -5,10 +5,12 @@ Serve it with ``daphne dexter.asgi:application`` (what ``make run`` does).
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dexter.settings")
-django_asgi_app = get_asgi_application()
+
+from dexter.http import get_http_application  # noqa: E402
+
+# Django's stock ASGI handler, run on a pool of long-lived threads (dexter/http.py).
+django_asgi_app = get_http_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

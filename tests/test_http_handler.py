@@ -1,0 +1,83 @@
+"""dexter/http.py: Django's HTTP side on long-lived threads that keep their database connection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.db.backends.signals import connection_created
+
+from dexter.http import PooledASGIHandler
+from tests.conftest import access_token
+
+
+async def request(app, path: str, *, method: str = "GET", body: bytes = b"", headers=()) -> tuple[int, dict, bytes]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    comm = ApplicationCommunicator(app, scope)
+    await comm.send_input({"type": "http.request", "body": body, "more_body": False})
+    start = await comm.receive_output(10)
+    chunks = []
+    while True:
+        message = await comm.receive_output(10)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    await comm.wait(5)
+    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, b"".join(chunks)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_requests_reuse_the_threads_database_connection(settings, staff):
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 60
+    opened = []
+
+    def count(sender, connection, **kwargs):
+        opened.append(connection.alias)
+
+    connection_created.connect(count)
+    try:
+        app = PooledASGIHandler(threads=1)
+        token = access_token(staff)
+        auth = (b"authorization", f"Bearer {token}".encode())
+        for _ in range(5):
+            status, headers, body = await request(app, "/api/realtime/stats/", headers=[auth])
+            assert status == 200, body
+            assert "connections" in json.loads(body)
+        # Middleware still runs, synchronously, around the view.
+        assert headers["x-frame-options"] == "DENY"
+    finally:
+        connection_created.disconnect(count)
+    # Stock ASGIHandler opens one per request (a new thread each time): 5 here.
+    assert opened == ["default"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_errors_and_static_files_go_through_the_same_chain():
+    app = PooledASGIHandler(threads=2)
+    status, _, body = await request(app, "/api/realtime/stats/")
+    assert status == 401
+    status, headers, body = await request(app, "/static/realtime/dexter-realtime.js")
+    assert status == 200 and b"export default WebSocketClient" in body
+    status, _, _ = await request(app, "/no/such/page/")
+    assert status == 404
+
+
+def test_thread_count_must_be_positive():
+    with pytest.raises(ValueError, match="DEXTER_HTTP_THREADS"):
+        PooledASGIHandler(threads=0)
