@@ -18,7 +18,7 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_setup
-	$(BIN)/daphne --websocket_timeout -1 -b $(HOST) -p $(PORT) dexter.asgi:application
+	$(BIN)/python manage.py runrealtime -b $(HOST) -p $(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

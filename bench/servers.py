@@ -173,7 +173,8 @@ class ServerProcess:
         env = dexter_env(db, {"WEBSOCKET_COMPRESSION": "1" if self.variant.compression else "0", **self.extra_env})
         self.env = env
         if kind == "uvicorn":
-            cmd = [py, "-m", "uvicorn", "dexter.asgi:application", "--host", "127.0.0.1", "--port", port]
+            cmd = [py, "-m", "uvicorn", "dexter.asgi:application", "--interface", "asgi3"]
+            cmd += ["--host", "127.0.0.1", "--port", port]
             cmd += ["--lifespan", "off", "--no-access-log", "--log-level", "warning", "--backlog", "4096"]
             cmd += ["--ws-per-message-deflate", "true" if self.variant.compression else "false"]
             return cmd, env

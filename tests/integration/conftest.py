@@ -96,7 +96,7 @@ class LiveServer:
     def start(self, timeout: float = 20) -> LiveServer:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "dexter.asgi:application"],
+            [sys.executable, "manage.py", "runrealtime", "-b", "127.0.0.1", "-p", str(self.port)],
             cwd=ROOT,
             env=self.env,
             stdout=self.log,

@@ -93,3 +93,41 @@ async def test_refused_handshakes_are_http_403(server):
     with pytest.raises(websockets.InvalidStatus) as refused:
         await websockets.connect(server.ws_url("tab-1"), origin="http://evil.test")
     assert refused.value.response.status_code == 403
+    # A path outside /ws/<client_id>/ is refused the same way.
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(f"ws://127.0.0.1:{server.port}/other/socket/")
+    assert refused.value.response.status_code == 403
+
+
+async def broadcast_over_http(server, token: str, text: str) -> None:
+    status, body = await asyncio.to_thread(
+        server.request,
+        "POST",
+        "/api/realtime/broadcast/",
+        {"channel": "global", "message": {"type": "announcement", "message": text}},
+        token,
+    )
+    assert status == 202, body
+
+
+async def test_permessage_deflate_is_declined_by_default(server):
+    # The websockets client offers permessage-deflate on every connection.
+    async with websockets.connect(server.ws_url("tab-1")) as ws:
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        assert (await recv(ws))["type"] == "connection"
+
+
+async def test_permessage_deflate_when_compression_is_on(sqlite_env, server_factory):
+    server = server_factory({**sqlite_env, "WEBSOCKET_COMPRESSION": "1"}).start()
+    admin = server.token("admin")
+    async with websockets.connect(server.ws_url("tab-1")) as ws:
+        assert ws.response.headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
+        assert (await recv(ws))["type"] == "connection"
+        await ws.send(json.dumps({"type": "subscribe", "channel": "global"}))
+        assert (await recv(ws))["type"] == "subscribed"
+        # Compressed publications arrive whole, in order, through the ASGI path.
+        for i in range(3):
+            await broadcast_over_http(server, admin, "x" * 200 + str(i))
+        got = [await recv(ws) for _ in range(3)]
+        assert [m["seq"] for m in got] == [1, 2, 3]
+        assert got[2]["message"] == "x" * 200 + "2"

@@ -1,9 +1,10 @@
-"""``manage.py runrealtime``: daphne, with permessage-deflate when WEBSOCKET_COMPRESSION is on.
+"""``manage.py runrealtime``: daphne with the real-time server (``realtime/server.py``).
 
-daphne never sets autobahn's ``perMessageCompressionAccept``, so it declines every
-client's ``permessage-deflate`` offer. This command runs daphne's own command line
-with a ``Server`` subclass that accepts the offer. Every argument is daphne's; the
-ASGI application defaults to ``ASGI_APPLICATION``:
+It runs daphne's own command line with a ``Server`` subclass that gives each
+socket a lighter input queue, and accepts permessage-deflate when
+WEBSOCKET_COMPRESSION is on. Every argument is daphne's; the ASGI application
+defaults to ``ASGI_APPLICATION`` and ``--websocket_timeout`` to -1 (daphne's
+own default closes every socket after 24 h, with a code clients read as final):
 
     python manage.py runrealtime -b 0.0.0.0 -p 8000
 
@@ -19,41 +20,21 @@ from __future__ import annotations
 import re
 
 from daphne.cli import CommandLineInterface
-from daphne.server import Server
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from realtime import conf
+from realtime.server import RealtimeServer
 
 # daphne's last positional argument, ``package.module:attribute``.
 APP_PATH_RE = re.compile(r"^[\w.]+:[\w.]+$")
 
 
-def accept_deflate(offers):
-    """autobahn's hook: accept the client's first permessage-deflate offer as made."""
-    from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
-
-    for offer in offers:
-        if isinstance(offer, PerMessageDeflateOffer):
-            return PerMessageDeflateOfferAccept(offer)
-    return None
-
-
-class CompressingServer(Server):
-    def listen_success(self, port):
-        # run() builds ws_factory and sets its options before listening; autobahn
-        # copies factory options onto each protocol when a connection is made, so
-        # setting this here covers every connection.
-        self.ws_factory.setProtocolOptions(perMessageCompressionAccept=accept_deflate)
-        super().listen_success(port)
-
-
 class RealtimeCLI(CommandLineInterface):
-    server_class = CompressingServer
+    server_class = RealtimeServer
 
 
 class Command(BaseCommand):
-    help = "Run daphne with the real-time settings (permessage-deflate when WEBSOCKET_COMPRESSION is on)."
+    help = "Run daphne with the real-time server (realtime/server.py): lean per-socket queues, optional deflate."
 
     def run_from_argv(self, argv):
         # Pass daphne's own options through untouched: Django's parser would reject them.
@@ -63,8 +44,10 @@ class Command(BaseCommand):
         self.run_daphne([])
 
     def run_daphne(self, args: list[str]) -> None:
+        if not any(a.startswith("--websocket_timeout") for a in args):
+            # daphne's default closes every socket after 24 h with 1000 ("stay closed").
+            args = ["--websocket_timeout", "-1", *args]
         if not args or not APP_PATH_RE.match(args[-1]):
             module, _, name = settings.ASGI_APPLICATION.rpartition(".")
             args.append(f"{module}:{name}")
-        cli = RealtimeCLI() if conf.get("WEBSOCKET_COMPRESSION") else CommandLineInterface()
-        cli.run(args)
+        RealtimeCLI().run(args)

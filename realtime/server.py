@@ -1,0 +1,100 @@
+"""daphne's ``Server``, tuned for many long-lived sockets: what ``manage.py runrealtime`` runs.
+
+Two changes, both measured in bench/README.md:
+
+- Each WebSocket gets an ``InputQueue`` instead of an ``asyncio.Queue``: daphne
+  makes one per socket to feed the application, and ``asyncio.Queue`` carries
+  four deques and an Event (~3 KB) for what is, for a consumer, one reader
+  waiting on one message at a time. HTTP requests keep ``asyncio.Queue``.
+- permessage-deflate is accepted when ``WEBSOCKET_COMPRESSION`` is on: daphne
+  never sets autobahn's ``perMessageCompressionAccept``, so it declines every
+  client's offer.
+
+Plain ``daphne dexter.asgi:application`` serves the same application, with
+daphne's defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from functools import partial
+
+from daphne.server import Server
+
+from . import conf
+
+
+class InputQueue:
+    """The ``receive`` side of one socket: ``put_nowait`` from daphne, ``get`` by one reader."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque | None = None  # made when a message waits for its reader
+        self._waiter: asyncio.Future | None = None
+
+    def put_nowait(self, item) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            self._waiter = None
+            waiter.set_result(item)
+            return
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+
+    async def get(self):
+        if self._items:
+            return self._items.popleft()
+        if self._waiter is not None:
+            raise RuntimeError("InputQueue has one reader at a time")
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # Handed over just before the cancel: keep it for a next reader.
+            if waiter.done() and not waiter.cancelled():
+                self._items = self._items or deque()
+                self._items.appendleft(waiter.result())
+            raise
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+
+def accept_deflate(offers):
+    """autobahn's hook: accept the client's first permessage-deflate offer as made."""
+    from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+
+    for offer in offers:
+        if isinstance(offer, PerMessageDeflateOffer):
+            return PerMessageDeflateOfferAccept(offer)
+    return None
+
+
+class RealtimeServer(Server):
+    def listen_success(self, port):
+        if conf.get("WEBSOCKET_COMPRESSION"):
+            # run() builds ws_factory and sets its options before listening;
+            # autobahn copies factory options onto each protocol when a
+            # connection is made, so setting this here covers every connection.
+            self.ws_factory.setProtocolOptions(perMessageCompressionAccept=accept_deflate)
+        super().listen_success(port)
+
+    def create_application(self, protocol, scope):
+        if scope.get("type") != "websocket":
+            return super().create_application(protocol, scope)
+        # daphne 4.2.3's create_application, with the lean queue.
+        assert "application_instance" not in self.connections[protocol]
+        input_queue = InputQueue()
+        scope.setdefault("asgi", {"version": "3.0"})
+        application_instance = self.application(
+            scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol)
+        )
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+            application_instance, loop=asyncio.get_event_loop()
+        )
+        return input_queue
