@@ -15,6 +15,7 @@ server process; other threads hand publications in with ``deliver_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -110,6 +111,10 @@ class Hub:
             self.tasks.append(asyncio.ensure_future(self._layer_loop()))
         if handle_signals:
             self._install_signal_handlers()
+        if handle_signals and conf.get("REALTIME_GC_FREEZE"):
+            # Only in a server process (tests and shells keep the collector as is).
+            gc.collect()
+            gc.freeze()
         logger.info("realtime hub %s started (layer: %s)", self.server_id[:8], type(self.layer).__name__)
 
     async def db(self, func, *args):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.http import HttpResponse
@@ -126,6 +128,8 @@ class StatsView(APIView):
                 "server_id": hub.server_id,
                 "connections": len(hub.connections),
                 "subscriptions": {ch: len(subs) for ch, subs in hub.subscribers.items()},
+                # REALTIME_GC_FREEZE: objects the collector no longer scans.
+                "gc_frozen_objects": gc.get_freeze_count(),
                 **hub.stats,
             }
         subscriptions: dict[str, int] = {}
