@@ -23,6 +23,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Protocol
@@ -46,9 +47,11 @@ class LocalConnection(Protocol):
     user_id: str | None
     last_received: float
 
-    async def push(self, channel: str, seq: int, text: str) -> None: ...
+    def offer(self, channel: str, seq: int, text: str) -> Awaitable | None: ...
 
     async def close_with(self, code: int, error: dict | None = None) -> None: ...
+
+    def flush_batch(self, frames: dict) -> None: ...
 
 
 class Hub:
@@ -73,6 +76,9 @@ class Hub:
         self.connect_attempts: dict[str, tuple[float, float]] = {}
         self.offline_timers: dict[str, asyncio.TimerHandle] = {}
         self.stats = {"messages_in": 0, "messages_out": 0, "publications": 0}
+        # ?batch=1 sockets with publications waiting, and the one timer of their tick.
+        self.batch_due: list[LocalConnection] = []
+        self.batch_timer: asyncio.TimerHandle | None = None
         # Background database work runs on a thread of its own, so a slow poll or
         # prune never stalls the shared thread that consumers' ORM calls use.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-hub")
@@ -276,10 +282,32 @@ class Hub:
         self.delivered_seq[channel] = seq
         for conn in list(subs):
             try:
-                await conn.push(channel, seq, text)
+                pending = conn.offer(channel, seq, text)
+                if pending is not None:
+                    await pending
             except Exception:
                 logger.exception("push to %s failed", conn.connection_id)
         self.stats["messages_out"] += len(subs)
+
+    def flush_at_tick(self, conn: LocalConnection) -> None:
+        """``conn`` (a ``?batch=1`` socket) has a first publication waiting: send it at the next tick.
+
+        One timer per process, not per socket, and one encoded frame per distinct
+        batch: a timer and a frame per socket per tick cost more than batching saved.
+        """
+        self.batch_due.append(conn)
+        if self.batch_timer is None:
+            self.batch_timer = self.loop.call_later(float(conf.get("WEBSOCKET_BATCH_TICK")), self._batch_tick)
+
+    def _batch_tick(self) -> None:
+        self.batch_timer = None
+        due, self.batch_due = self.batch_due, []
+        frames: dict = {}
+        for conn in due:
+            try:
+                conn.flush_batch(frames)
+            except Exception:
+                logger.exception("batch flush to %s failed", conn.connection_id)
 
     def note_latest(self, channel: str, seq: int) -> None:
         """A socket subscribed at ``seq``: this process is current on ``channel`` up to there."""
@@ -468,7 +496,9 @@ def reset_hub() -> None:
     """Forget the hub (tests start each server-side scenario with a fresh one)."""
     global _hub
     if _hub is not None:
-        for handle in [*_hub.tasks, *_hub.offline_timers.values()]:
+        for handle in [*_hub.tasks, *_hub.offline_timers.values(), _hub.batch_timer]:
+            if handle is None:
+                continue
             try:
                 handle.cancel()
             except RuntimeError:  # its event loop is closed already

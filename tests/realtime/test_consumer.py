@@ -489,3 +489,18 @@ async def test_simultaneous_first_connections_all_get_recorded(alice, monkeypatc
     assert await database_sync_to_async(Connection.objects.count)() == 5
     for c in clients:
         await c.close()
+
+
+async def test_a_batching_client_that_falls_behind_is_closed_with_4500(settings):
+    settings.WEBSOCKET_BATCH_TICK = 5.0  # nothing is flushed during the test
+    settings.WEBSOCKET_SEND_QUEUE_LIMIT = 3
+    client = Client("/ws/slow/?batch=1")
+    await client.connect()
+    await client.request({"type": "subscribe", "channel": "global"})
+
+    def publish_five():
+        for i in range(5):
+            publish("global", {"type": "announcement", "message": f"m{i}"})
+
+    await database_sync_to_async(publish_five)()
+    assert await client.closed_with() == 4500
