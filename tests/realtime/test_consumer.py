@@ -451,17 +451,18 @@ async def test_history_follows_the_policy_and_the_no_history_setting(settings, a
     await client.close()
 
 
+def publish_announcements(n: int) -> None:
+    for i in range(n):
+        publish("global", {"type": "announcement", "message": f"m{i}"})
+
+
 async def test_batching_sends_several_publications_in_one_frame(settings):
     settings.WEBSOCKET_BATCH_TICK = 0.2
     client = Client("/ws/b/?batch=1")
     await client.connect()
     await client.request({"type": "subscribe", "channel": "global"})
 
-    def publish_three():
-        for i in range(3):
-            publish("global", {"type": "announcement", "message": f"m{i}"})
-
-    await database_sync_to_async(publish_three)()
+    await database_sync_to_async(publish_announcements)(3)
     frame = await client.recv()
     assert frame["type"] == "batch" and [m["seq"] for m in frame["messages"]] == [1, 2, 3]
     await client.close()
@@ -498,9 +499,5 @@ async def test_a_batching_client_that_falls_behind_is_closed_with_4500(settings)
     await client.connect()
     await client.request({"type": "subscribe", "channel": "global"})
 
-    def publish_five():
-        for i in range(5):
-            publish("global", {"type": "announcement", "message": f"m{i}"})
-
-    await database_sync_to_async(publish_five)()
+    await database_sync_to_async(publish_announcements)(5)
     assert await client.closed_with() == 4500
