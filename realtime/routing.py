@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import re
 
+from channels.routing import URLRouter
+
 from .consumers import RealtimeConsumer
 
 # The client id is validated by the consumer (a 403 for anything outside the
 # contract), so the route takes any segment and the trailing slash is optional.
 WEBSOCKET_PATH = re.compile(r"^/ws/(?P<client_id>[^/]*)/?$")
 
+# Other WebSocket endpoints of the project, as Channels routes
+# (``re_path(r"^chat/$", ChatConsumer.as_asgi())``): tried when the path is not /ws/<client_id>/.
+websocket_urlpatterns: list = []
+
 
 def websocket_application(scope, receive, send):
     match = WEBSOCKET_PATH.match(scope["path"])
     if match is None:
+        if websocket_urlpatterns:
+            return URLRouter(websocket_urlpatterns)(scope, receive, send)
         return _refuse(receive, send)
     scope = dict(scope, url_route={"args": (), "kwargs": match.groupdict()})
     return RealtimeConsumer()(scope, receive, send)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.testing import WebsocketCommunicator
 
 from realtime.routing import protocol_router
 from realtime.server import InputQueue
@@ -55,3 +58,32 @@ async def test_router_refuses_scope_types_it_does_not_serve():
     assert await app({"type": "http"}, None, None) == "http"
     with pytest.raises(ValueError, match="lifespan"):
         app({"type": "lifespan"}, None, None)
+
+
+class Echo(AsyncWebsocketConsumer):
+    async def connect(self):
+        await self.accept()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.send(text_data=f"echo {text_data}")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_projects_add_their_own_websocket_routes(monkeypatch):
+    from django.urls import re_path
+
+    from dexter.asgi import application
+    from realtime import routing
+
+    monkeypatch.setattr(routing, "websocket_urlpatterns", [re_path(r"^chat/$", Echo.as_asgi())])
+    comm = WebsocketCommunicator(application, "/chat/")
+    connected, _ = await comm.connect()
+    assert connected
+    await comm.send_to(text_data="hi")
+    assert await comm.receive_from() == "echo hi"
+    await comm.disconnect()
+    # The real-time endpoint is still served first.
+    comm = WebsocketCommunicator(application, "/ws/tab-1/")
+    connected, _ = await comm.connect()
+    assert connected and json.loads(await comm.receive_from())["type"] == "connection"
+    await comm.disconnect()
