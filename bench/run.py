@@ -432,7 +432,7 @@ async def bench_variant(server: ServerProcess, opts) -> dict:
         # would spill into its steady phase.
         await run_phase(server, publishers[:1], recorder, 3, opts.clients, opts.warmup, opts.rate, opts.drain_timeout)
     result["steady"] = await run_phase(
-        server, publishers[:1], recorder, 1, opts.clients, opts.messages, opts.rate, opts.drain_timeout
+        server, publishers[:1], recorder, 1, opts.clients, opts.steady_messages, opts.rate, opts.drain_timeout
     )
     profiler = start_profiler(server, opts.profile)
     result["full"] = await run_phase(
@@ -583,8 +583,14 @@ def machine() -> dict:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=1000, help="subscribers per server (default 1000)")
-    p.add_argument("--messages", type=int, default=200, help="publications per phase (default 200)")
+    p.add_argument("--messages", type=int, default=200, help="publications of the full-speed phase (default 200)")
     p.add_argument("--rate", type=float, default=20.0, help="publications per second, steady phase (default 20)")
+    p.add_argument(
+        "--steady-messages",
+        type=int,
+        default=600,
+        help="publications of the steady phase (default 600: 30 s at 20/s, so p99 is not two publications' worth)",
+    )
     p.add_argument(
         "--warmup", type=int, default=60, help="unmeasured publications at --rate before the steady phase (default 60)"
     )
@@ -609,6 +615,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     opts = p.parse_args(argv)
     if opts.quick:
         opts.clients, opts.messages, opts.rate, opts.warmup = 20, 20, 50.0, 5
+        opts.steady_messages = 20
         opts.servers, opts.compression, opts.batch = "dexter,raw,channels", "off", "off"
         opts.publisher = "http"
         opts.drain_timeout = 10.0
@@ -635,7 +642,10 @@ def main(argv: list[str] | None = None) -> int:
         template = prepare_template(workdir) if any(v.dexter for v in rows) or opts.idle else None
         for variant in rows:
             server = ServerProcess(variant, workdir, template)
-            print(f"== {variant.name}: {opts.clients} clients, {opts.messages} messages", flush=True)
+            print(
+                f"== {variant.name}: {opts.clients} clients, {opts.steady_messages} steady + {opts.messages} full",
+                flush=True,
+            )
             try:
                 server.start()
                 results.append(asyncio.run(bench_variant(server, opts)))
