@@ -551,7 +551,9 @@ def table(results: list[dict], idle: dict | None) -> str:
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     out = "\n".join(lines)
-    if idle:
+    if idle and "error" in idle:
+        out += f"\n\nidle: {idle['connections']} connections on {idle['variant']} FAILED: {idle['error']}"
+    elif idle:
         out += (
             f"\n\nidle: {idle['variant']} held {idle['still_open']}/{idle['connections']} connections for "
             f"{idle['hold_s']} s (heartbeat {idle['heartbeat_interval_s']} s), "
@@ -669,6 +671,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 server.start()
                 idle = asyncio.run(bench_idle(server, opts))
+            except Exception as exc:  # keep the other rows: report the failure instead
+                idle = {"variant": "dexter", "connections": opts.idle, "error": repr(exc)}
             finally:
                 server.stop()
     finally:
@@ -692,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(doc, indent=2))
     print(f"\nJSON: {out}")
     total_lost = sum(r["steady"]["lost"] + r["full"]["lost"] for r in results if r["server"] != "channels")
-    return 0 if total_lost == 0 else 1
+    return 0 if total_lost == 0 and not (idle and "error" in idle) else 1
 
 
 if __name__ == "__main__":
