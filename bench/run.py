@@ -666,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir,
                 template,
                 {"WEBSOCKET_HEARTBEAT_INTERVAL": str(opts.heartbeat)},
+                label="dexter-idle",
             )
             print(f"== idle: {opts.idle} connections on dexter", flush=True)
             try:

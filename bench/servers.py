@@ -153,9 +153,14 @@ class ServerProcess:
     workdir: Path
     template: Path | None
     extra_env: dict = field(default_factory=dict)
+    label: str = ""  # file names of this run (default: the variant's name)
     port: int = 0
     proc: subprocess.Popen | None = None
     env: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.variant.name
 
     def command(self) -> tuple[list[str], dict]:
         py = sys.executable
@@ -168,7 +173,11 @@ class ServerProcess:
             env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.ref_channels.settings", "PYTHONUNBUFFERED": "1"}
             cmd = [py, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "-v", "0", "bench.ref_channels.asgi:application"]
             return cmd, env
-        db = self.workdir / f"{self.variant.name}.sqlite3"
+        db = self.workdir / f"{self.name}.sqlite3"
+        # A WAL left by an earlier server of the same name would be replayed
+        # into the fresh copy and corrupt it ("database disk image is malformed").
+        for leftover in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            leftover.unlink(missing_ok=True)
         shutil.copy(self.template, db)
         env = dexter_env(db, {"WEBSOCKET_COMPRESSION": "1" if self.variant.compression else "0", **self.extra_env})
         self.env = env
@@ -183,7 +192,7 @@ class ServerProcess:
     def start(self, timeout: float = 30) -> ServerProcess:
         self.port = free_port()
         cmd, env = self.command()
-        self.log_path = self.workdir / f"{self.variant.name}.log"
+        self.log_path = self.workdir / f"{self.name}.log"
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=_child_setup
