@@ -59,6 +59,21 @@ def _stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, time
 # --- Redis --------------------------------------------------------------------
 
 
+def _wait_until_ready(name: str, proc: subprocess.Popen, ready, log_tail, interval: float) -> None:
+    """Wait until ``ready()`` is true (its errors mean "not yet"), failing fast if ``proc`` exits."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {log_tail()}")
+        try:
+            if ready():
+                return
+        except Exception:
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"{name} did not start in {START_TIMEOUT} s: {log_tail()}")
+
+
 class RedisServer:
     """One ``redis-server`` on a fixed loopback port, so its URL survives a restart."""
 
@@ -99,16 +114,8 @@ class RedisServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {self.log_tail()}")
-            try:
-                if self.command("PING") == "+PONG":
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start in {START_TIMEOUT} s: {self.log_tail()}")
+        _wait_until_ready("redis-server", self.proc, lambda: self.command("PING") == "+PONG", self.log_tail, 0.05)
+        return self
 
     def stop(self) -> None:
         """Stop Redis like an outage: SIGKILL, so nothing is flushed or announced."""
@@ -250,16 +257,8 @@ class PostgresServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"postgres exited with {self.proc.returncode}: {self.log_tail()}")
-            try:
-                self.execute("SELECT 1")
-                return self
-            except Exception:
-                time.sleep(0.1)
-        raise RuntimeError(f"postgres did not start in {START_TIMEOUT} s: {self.log_tail()}")
+        _wait_until_ready("postgres", self.proc, lambda: self.execute("SELECT 1") or True, self.log_tail, 0.1)
+        return self
 
     def stop(self) -> None:
         # SIGINT is PostgreSQL's "fast shutdown": rolls back sessions, exits at once.
