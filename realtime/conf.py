@@ -31,7 +31,7 @@ DEFAULTS = {
     "REALTIME_CHANNEL_POLICY": "realtime.policy.default_policy",
     # Move what exists when the hub starts (Django, every module) out of the
     # garbage collector's sight, so a full collection scans only what came
-    # later: 100 ms pauses of every socket become ~10 ms (bench/README.md).
+    # later: pauses of every socket of 66-102 ms became 22-43 ms (bench/README.md).
     "REALTIME_GC_FREEZE": True,
 }
 
