@@ -1,4 +1,4 @@
-"""The shape of ``alert_trigger`` (PROTOCOL.md section 4), written down once.
+"""The shape of ``alert_trigger`` (docs/protocol.md section 4), written down once.
 
     {"type": "alert_trigger", "alert_id": "456", "trigger_id": "9001", "issue_id": "123",
      "data": {"message": ..., "severity": ..., "condition": "threshold"|"match",

@@ -1,4 +1,4 @@
-"""REST shapes of alerts and their triggers (PROTOCOL.md section 8); ids are strings."""
+"""REST shapes of alerts and their triggers (docs/protocol.md section 8); ids are strings."""
 
 from __future__ import annotations
 

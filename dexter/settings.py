@@ -182,7 +182,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-# --- Real-time layer (PROTOCOL.md section 9; README "Configuration")
+# --- Real-time layer (docs/protocol.md section 9; README "Configuration")
 WEBSOCKET_ENABLED = env_bool("WEBSOCKET_ENABLED", True)
 WEBSOCKET_HEARTBEAT_INTERVAL = env_float("WEBSOCKET_HEARTBEAT_INTERVAL", 30)
 WEBSOCKET_MAX_CONNECTIONS = env_int("WEBSOCKET_MAX_CONNECTIONS", 1000)

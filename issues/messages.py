@@ -1,4 +1,4 @@
-"""The shapes of what issues publish (PROTOCOL.md section 4), written down once.
+"""The shapes of what issues publish (docs/protocol.md section 4), written down once.
 
 The envelope (``type``, ``issue_id``, ``data``; ``channel``/``seq``/``ts``) is
 built by ``realtime.manager``; this module builds ``data`` and decides the

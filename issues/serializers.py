@@ -1,4 +1,4 @@
-"""The REST shapes of issues, comments and events (PROTOCOL.md section 8); ids are strings."""
+"""The REST shapes of issues, comments and events (docs/protocol.md section 8); ids are strings."""
 
 from __future__ import annotations
 

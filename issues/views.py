@@ -1,4 +1,4 @@
-"""REST endpoints for issues, comments and event ingestion (PROTOCOL.md section 7).
+"""REST endpoints for issues, comments and event ingestion (docs/protocol.md section 7).
 
 Writes run inside ``acting_as(request.user)`` so the published messages name
 the acting user (``resolved_by``, the assignment's ``by``); the publishing

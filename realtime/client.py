@@ -3,7 +3,7 @@
     python -m realtime.client --url ws://127.0.0.1:8000 --username alice --password ... \\
         --channel issues --channel global [--since N]
 
-It speaks protocol version 1 (PROTOCOL.md) with the ``websockets`` library and
+It speaks protocol version 1 (docs/protocol.md) with the ``websockets`` library and
 imports nothing from Django, so operators can copy it anywhere. The one rule a
 caller must know: every publication is printed once and in order per channel;
 after a reconnect the client resumes each channel with ``since`` and drops
@@ -34,7 +34,7 @@ from typing import Any, TextIO
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-# Close codes of PROTOCOL.md section 5, by what a client does after them.
+# Close codes of docs/protocol.md section 5, by what a client does after them.
 RECONNECT_CODES = frozenset({1001, 1006, 1011, 4408, 4429, 4500, 4503})
 FINAL_CODES = frozenset({1000, 1008, 4403, 4409, 4413})
 CLOSE_TOKEN_INVALID = 4401

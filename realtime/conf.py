@@ -1,6 +1,6 @@
 """Real-time settings, read when asked (never at import time), with their defaults.
 
-Every limit of PROTOCOL.md section 9 is one of these; README.md has the table.
+Every limit of docs/protocol.md section 9 is one of these; README.md has the table.
 """
 
 from __future__ import annotations

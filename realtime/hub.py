@@ -1,6 +1,6 @@
 """The per-process delivery hub: one per server process, owning its local sockets.
 
-Why it exists (see ../shared/TRAPS.md, "Figures"): the textbook Channels pattern
+Why it exists (bench/README.md has the figures): the textbook Channels pattern
 (a consumer per socket in a layer group, ``group_send``, ``send_json`` per
 recipient) costs one layer message, one JSON encoding and one consumer wake-up
 per recipient. Here each publication reaches a process once (a local hand-off,

@@ -37,7 +37,7 @@ def register_object_channel(kind: str, exists: Callable[[str], bool], can_view=N
 
 
 def default_policy(user: Any, channel: Channel) -> str | None:
-    """The table of PROTOCOL.md section 2. Returns None to allow, else an error code."""
+    """The table of docs/protocol.md section 2. Returns None to allow, else an error code."""
     if channel.name in PUBLIC_CHANNELS:
         return None
     if user is None or not user.is_authenticated:

@@ -1,4 +1,4 @@
-"""Presence, live connections and server instances, as database rows (PROTOCOL.md section 6).
+"""Presence, live connections and server instances, as database rows (docs/protocol.md section 6).
 
 A user is ``online`` from their first live connection until their last one
 closes, then keeps their status for WEBSOCKET_PRESENCE_GRACE seconds (a page

@@ -1,4 +1,4 @@
-"""The wire contract (../shared/PROTOCOL.md, version 1) as plain Python, with no I/O.
+"""The wire contract (docs/protocol.md, version 1) as plain Python, with no I/O.
 
 Every client frame is parsed here (``parse_frame``) and every message shape the
 server sends is built here; consumers, views and publishers call these and
@@ -15,7 +15,7 @@ from typing import Any
 
 PROTOCOL_VERSION = 1
 
-# --- Close codes (PROTOCOL.md section 5). An application may only send 1000 and
+# --- Close codes (docs/protocol.md section 5). An application may only send 1000 and
 # 3000-4999, so every policy close mirrors an HTTP status in the 4000 range.
 CLOSE_NORMAL = 1000
 CLOSE_TOO_LARGE = 4413

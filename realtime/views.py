@@ -35,7 +35,7 @@ class HistoryView(APIView):
             OpenApiParameter("limit", int, description="at most this many (1-1000)"),
         ],
         responses=OpenApiTypes.OBJECT,
-        description="The `history` message of PROTOCOL.md section 3 for one channel.",
+        description="The `history` message of docs/protocol.md section 3 for one channel.",
     )
     def get(self, request, channel: str):
         user = request.user if request.user.is_authenticated else None

@@ -1,6 +1,6 @@
 """Presence across real daphne processes: SIGTERM closes with 4503 and clears rows, SIGKILL is pruned.
 
-PROTOCOL.md section 6: "A server that dies without closing its sockets leaves no
+docs/protocol.md section 6: "A server that dies without closing its sockets leaves no
 one online for long: its connections are pruned and its users go offline within
 2 x the heartbeat interval." Every server here heartbeats every 2 s.
 """

@@ -29,7 +29,7 @@ from .conftest import prepare_database, server_env
 
 pytestmark = pytest.mark.integration
 
-# "Promptly" in PROTOCOL.md terms: a cross-process publication is on the
+# "Promptly" in docs/protocol.md terms: a cross-process publication is on the
 # client's screen within a second (the embedded poller's bound, issue 2).
 PROMPT = 1.0
 FANOUT_GROUP_KEY = "asgi:group:rt.fanout"  # channels_redis: "<prefix>:group:<group>"

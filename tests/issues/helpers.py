@@ -1,4 +1,4 @@
-"""Read what was published (realtime.models.Message rows) and check it against PROTOCOL.md."""
+"""Read what was published (realtime.models.Message rows) and check it against docs/protocol.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every save and delete of an Issue or a Comment publishes itself (PROTOCOL.md section 4)."""
+"""Every save and delete of an Issue or a Comment publishes itself (docs/protocol.md section 4)."""
 
 import pytest
 from django.db import transaction

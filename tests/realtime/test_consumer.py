@@ -1,4 +1,4 @@
-"""The WebSocket consumer through Channels' WebsocketCommunicator: PROTOCOL.md sections 1-5."""
+"""The WebSocket consumer through Channels' WebsocketCommunicator: docs/protocol.md sections 1-5."""
 
 import asyncio
 from datetime import timedelta

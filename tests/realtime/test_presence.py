@@ -1,4 +1,4 @@
-"""Presence, PROTOCOL.md section 6: through the consumer, and the plain core in realtime.presence."""
+"""Presence, docs/protocol.md section 6: through the consumer, and the plain core in realtime.presence."""
 
 import asyncio
 import json

@@ -1,6 +1,6 @@
 """Concurrent publishers in separate OS processes get contiguous, unique ``seq``s.
 
-PROTOCOL.md section 4: ``seq`` is per channel, starts at 1 and is contiguous,
+docs/protocol.md section 4: ``seq`` is per channel, starts at 1 and is contiguous,
 with no gaps and no repeats, whoever publishes. Several processes (a server, a
 worker, a management command) publish on the same channel at once, so the
 numbering must hold across processes, on SQLite (the embedded default, one file)

@@ -1,6 +1,6 @@
 /**
  * Type declarations for dexter-realtime.js, the Dexter real-time client
- * (protocol version 1, ../shared/PROTOCOL.md).
+ * (protocol version 1, docs/protocol.md in the repository).
  */
 
 export declare const PROTOCOL_VERSION: 1;

@@ -1,6 +1,6 @@
 /**
  * Dexter real-time client: a dependency-free ES module speaking protocol version 1
- * (../shared/PROTOCOL.md). Served as /static/realtime/dexter-realtime.js.
+ * (docs/protocol.md in the repository). Served as /static/realtime/dexter-realtime.js.
  *
  *     import { WebSocketClient } from '/static/realtime/dexter-realtime.js';
  *     const client = new WebSocketClient({ url: 'ws://localhost:8000', getToken });
@@ -17,7 +17,7 @@
 
 export const PROTOCOL_VERSION = 1;
 
-/** Close codes of PROTOCOL.md section 5, grouped by what a client does after them. */
+/** Close codes of docs/protocol.md section 5, grouped by what a client does after them. */
 export const CLOSE_CODES = Object.freeze({
   /** Reconnect with jittered exponential backoff and resume with `since`. */
   reconnect: Object.freeze([1001, 1006, 1011, 4408, 4429, 4500, 4503]),
