@@ -1,0 +1,28 @@
+"""The repository stands on its own: nothing points outside it (a clone has no ``../shared/``)."""
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tracked_files() -> list[Path]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [ROOT / line for line in out.splitlines() if line]
+
+
+def test_no_file_points_at_a_shared_folder_outside_the_repository():
+    outside = "../" + "shared/"  # split so this file does not match itself
+    offenders = []
+    for path in tracked_files():
+        if not path.is_file() or path.suffix in {".png", ".jpg", ".ico", ".woff", ".woff2"}:
+            continue
+        text = path.read_text(encoding="utf-8", errors="ignore")
+        if outside in text or "shared/PROTOCOL.md" in text or "shared/TRAPS.md" in text:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_the_protocol_document_is_in_the_repository_and_linked_from_the_readme():
+    assert (ROOT / "docs" / "protocol.md").is_file()
+    assert "(docs/protocol.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
