@@ -16,6 +16,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from realtime.position import PositionMixin
+
 from .actor import acting_as
 from .events import ingest_event
 from .models import Issue
@@ -70,10 +72,14 @@ LIST_PARAMETERS = [
 
 
 @extend_schema_view(list=extend_schema(parameters=LIST_PARAMETERS))
-class IssueViewSet(ActingUserMixin, viewsets.ModelViewSet):
+class IssueViewSet(PositionMixin, ActingUserMixin, viewsets.ModelViewSet):
     serializer_class = IssueSerializer
     queryset = Issue.objects.all()
     lookup_value_regex = r"\d+"
+
+    def position_channels(self) -> list[str]:
+        # The list's changes are all on `issues`; one issue's on `issue:<id>` (section 12).
+        return ["issues"] if self.action == "list" else [f"issue:{int(self.kwargs['pk'])}"]
 
     def get_queryset(self):
         queryset = Issue.objects.all()
@@ -101,10 +107,14 @@ class IssueViewSet(ActingUserMixin, viewsets.ModelViewSet):
         return queryset
 
 
-class CommentListView(generics.ListCreateAPIView):
+class CommentListView(PositionMixin, generics.ListCreateAPIView):
     """The comments of one issue, oldest first; a POST comments as the caller."""
 
     serializer_class = CommentSerializer
+
+    def position_channels(self) -> list[str]:
+        # New comments are published as `commented` on `issue:<id>`.
+        return [f"issue:{int(self.kwargs['issue_id'])}"]
 
     def get_issue(self) -> Issue:
         return get_object_or_404(Issue, pk=self.kwargs["issue_id"])
