@@ -3,7 +3,10 @@
 - ``threshold``: more than ``threshold`` events of one matching issue were
   received within the last ``window_seconds`` (counted from ``issues.Event``).
   The value is that count.
-- ``match``: a new issue (its first event) matches. The value is 1.
+- ``match``: a new issue matches, however it was made (its first event, the
+  API, the admin, a shell: PROTOCOL.md section 7 says "a new issue"). Checked
+  by ``check_new_issue`` from the issue's own ``post_save``, so an issue born
+  from an event is matched once, not again by ``check_event``. The value is 1.
 
 An issue matches an alert when its title or fingerprint contains a match of
 ``pattern`` (a case-insensitive regular expression; empty matches all) and its
@@ -82,6 +85,15 @@ def evaluate(alert: Alert, issue: Issue, *, created: bool, now: datetime) -> Hit
     return None
 
 
+def _check(alerts, issue: Issue, *, created: bool, now: datetime) -> list[AlertTrigger]:
+    triggers = []
+    for alert in alerts:
+        hit = evaluate(alert, issue, created=created, now=now)
+        if hit is not None and (trigger := fire(alert, issue, hit, now)) is not None:
+            triggers.append(trigger)
+    return triggers
+
+
 def cooling_down(alert: Alert, issue_id: int, now: datetime) -> bool:
     since = now - timedelta(seconds=alert.cooldown_seconds)
     return AlertTrigger.objects.filter(alert=alert, issue_id=issue_id, triggered_at__gt=since).exists()
@@ -105,11 +117,15 @@ def fire(alert: Alert, issue: Issue, hit: Hit, now: datetime) -> AlertTrigger | 
 
 
 def check_event(issue: Issue, *, created: bool, now: datetime | None = None) -> list[AlertTrigger]:
-    """Check every active alert against one ingested event of ``issue``; returns the new triggers."""
-    now = now or timezone.now()
-    triggers = []
-    for alert in Alert.objects.filter(is_active=True):
-        hit = evaluate(alert, issue, created=created, now=now)
-        if hit is not None and (trigger := fire(alert, issue, hit, now)) is not None:
-            triggers.append(trigger)
-    return triggers
+    """Check every active threshold alert against one ingested event of ``issue``; returns the new triggers.
+
+    ``created`` is accepted for the signal's sake; match alerts already ran when the issue was saved.
+    """
+    alerts = Alert.objects.filter(is_active=True, condition=Alert.Condition.THRESHOLD)
+    return _check(alerts, issue, created=False, now=now or timezone.now())
+
+
+def check_new_issue(issue: Issue, now: datetime | None = None) -> list[AlertTrigger]:
+    """Check every active match alert against a newly created ``issue``; returns the new triggers."""
+    alerts = Alert.objects.filter(is_active=True, condition=Alert.Condition.MATCH)
+    return _check(alerts, issue, created=True, now=now or timezone.now())

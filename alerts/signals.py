@@ -1,6 +1,6 @@
 """Signal receivers of the alerts app, connected by ``AlertsConfig.ready()``.
 
-Both run inside the transaction of the change they react to: a trigger is
+They run inside the transaction of the change they react to: a trigger is
 published with its own save, and alerts are checked inside the event's
 ingestion, so a rolled-back event leaves neither trigger nor message.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db.models.signals import post_save
 
 from issues.events import event_ingested
+from issues.models import Issue
 
 from . import rules
 from .messages import publish_trigger
@@ -27,6 +28,13 @@ def check_alerts(sender, issue, created: bool, event, **kwargs) -> None:
     rules.check_event(issue, created=created, now=event.received_at)
 
 
+def check_new_issue(sender, instance: Issue, created: bool, raw: bool = False, **kwargs) -> None:
+    """post_save of Issue: a new issue, from anywhere, is checked against every match alert."""
+    if created and not raw:
+        rules.check_new_issue(instance)
+
+
 def connect() -> None:
+    post_save.connect(check_new_issue, sender=Issue, dispatch_uid="alerts.check_new_issue")
     post_save.connect(publish_alert_trigger, sender=AlertTrigger, dispatch_uid="alerts.publish_alert_trigger")
     event_ingested.connect(check_alerts, dispatch_uid="alerts.check_alerts")

@@ -89,3 +89,13 @@ def test_service_account_with_publish_permission_may_broadcast_and_notify(auth_a
 def test_staff_may_broadcast(auth_api, staff):
     broadcast = {"channel": "issues", "message": {"type": "announcement", "message": "hi"}}
     assert auth_api(staff).post("/api/realtime/broadcast/", broadcast, format="json").status_code == 202
+
+
+def test_issue_created_through_the_api_fires_a_match_alert(auth_api, alice):
+    alert = Alert.objects.create(name="payments", condition="match", pattern="payment", severity="critical")
+    created = auth_api(alice).post("/api/issues/", {"title": "payment declined", "level": "error"}, format="json")
+    assert created.status_code == 201
+    [trigger] = AlertTrigger.objects.all()
+    assert trigger.alert == alert and str(trigger.issue_id) == created.json()["id"]
+    [msg] = published(f"alert:{alert.pk}")
+    assert msg["issue_id"] == created.json()["id"] and msg["data"]["value"] == 1

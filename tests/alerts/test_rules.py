@@ -93,6 +93,26 @@ def test_match_alert_fires_for_new_matching_issue_only():
     assert msg["data"]["condition"] == "match" and msg["data"]["value"] == 1 and msg["data"]["threshold"] is None
 
 
+def test_match_alert_fires_for_an_issue_created_without_an_event():
+    # PROTOCOL.md section 7: "a new issue", whatever made it: the API, the admin, a shell.
+    alert = Alert.objects.create(name="checkout", condition="match", pattern="checkout", severity="critical")
+    issue = Issue.objects.create(title="TypeError in checkout", level="error")
+    Issue.objects.create(title="KeyError in search", level="error")
+    [trigger] = AlertTrigger.objects.all()
+    assert trigger.alert == alert and trigger.issue == issue and trigger.value == 1
+    issue.title = "TypeError in checkout (edited)"
+    issue.save()  # an edit is not a new issue
+    assert AlertTrigger.objects.count() == 1
+    [msg] = published(f"alert:{alert.pk}")
+    assert msg["issue_id"] == str(issue.pk) and msg["data"]["condition"] == "match"
+
+
+def test_match_alert_fires_once_for_an_issue_born_from_an_event():
+    Alert.objects.create(name="all new", condition="match", cooldown_seconds=0)
+    ingest_event(title="first of its kind")
+    assert AlertTrigger.objects.count() == 1
+
+
 def test_inactive_alert_never_fires():
     threshold_alert(threshold=0, is_active=False)
     Alert.objects.create(name="all new", condition="match", is_active=False)
@@ -126,8 +146,8 @@ def test_trigger_fan_out_waits_for_commit(django_capture_on_commit_callbacks):
 
 
 def test_trigger_saved_directly_publishes_and_edit_does_not():
+    issue = Issue.objects.create(title="x")  # before the alert: the alert's own match must not fire here
     alert = Alert.objects.create(name="manual", condition="match", severity="info")
-    issue = Issue.objects.create(title="x")
     trigger = AlertTrigger.objects.create(alert=alert, issue=issue, message="by hand", severity="info", value=2.5)
     [msg] = published("alerts")
     assert msg["trigger_id"] == str(trigger.pk) and msg["data"]["value"] == 2.5

@@ -2,7 +2,11 @@
 //
 // The page loads issues and users over the REST API once, then follows the
 // socket: every `issue_update` carries the whole row in `data`, in seq order,
-// so it is drawn as is. A REST reply never overwrites a row that a message
+// so it is drawn as is. The list is newest first (by id, the creation order)
+// for everyone: the first load asks for that order and live rows are inserted
+// where they sort, so two people see the same list. A message about an issue
+// the page does not know is fetched, not drawn from the message (which may hold
+// only some fields, or be about an issue that does not exist). A REST reply never overwrites a row that a message
 // updated after the request left (the message is newer), and rows are keyed
 // by issue id, so nothing can show twice.
 import { WebSocketClient } from "./dexter-realtime.js";
@@ -23,6 +27,7 @@ const issues = new Map(); // id -> issue as the API returns it
 const rows = new Map(); // id -> <li>
 const heard = new Map(); // issue id -> performance.now() of its last issue_update
 const alertSeqs = new Set();
+const fetching = new Map(); // issue id -> its GET in flight (one per id)
 
 // --- auth -------------------------------------------------------------------
 
@@ -180,8 +185,9 @@ function putIssue(issue, { askedAt = null, flash = false } = {}) {
   if (!row) {
     row = el("li", { className: "issue", dataset: { issueId: id } });
     rows.set(id, row);
-    const after = [...rows.keys()].filter((other) => other !== id && byIdDesc(other, id) > 0).sort(byIdDesc)[0];
-    $("issue-list").insertBefore(row, after ? rows.get(after) : $("issue-list").firstChild);
+    // Before the newest row older than this one; at the end when none is older.
+    const next = [...rows.keys()].filter((other) => other !== id && byIdDesc(other, id) > 0).sort(byIdDesc)[0];
+    $("issue-list").insertBefore(row, next ? rows.get(next) : null);
   }
   renderIssue(row, issue);
   if (flash) {
@@ -281,7 +287,7 @@ function coalesced(fn) {
 const loadIssues = coalesced(async () => {
   const askedAt = performance.now();
   try {
-    const list = results(await api("GET", "/api/issues/?limit=200"));
+    const list = results(await api("GET", "/api/issues/?ordering=-id&limit=200"));
     const seen = new Set(list.map((issue) => String(issue.id)));
     for (const id of [...issues.keys()]) if (!seen.has(id) && !(heard.get(id) > askedAt)) removeIssue(id);
     for (const issue of list) putIssue(issue, { askedAt });
@@ -291,13 +297,27 @@ const loadIssues = coalesced(async () => {
   }
 });
 
+// An issue the page has no row for: draw the server's row, or nothing when it
+// does not exist (404) or cannot be read. Never a row guessed from a message.
+function fetchIssue(id) {
+  if (fetching.has(id)) return fetching.get(id);
+  const askedAt = performance.now();
+  const request = api("GET", `/api/issues/${encodeURIComponent(id)}/`)
+    .then((issue) => {
+      if (!(heard.get(id) > askedAt) || !issues.has(id)) putIssue(issue, { flash: true });
+    })
+    .catch(() => {}) // not found or not allowed: not ours to show
+    .finally(() => fetching.delete(id));
+  fetching.set(id, request);
+  return request;
+}
+
 function onIssueUpdate(msg) {
   const id = String(msg.issue_id);
   heard.set(id, performance.now());
   if (msg.update_type === "deleted") return removeIssue(id);
-  const data = msg.data || {};
-  if (data.title === undefined && !issues.has(id)) return loadIssues(); // not a row we can draw
-  const { changes, resolved_by, comment, ...fields } = data;
+  if (!issues.has(id)) return fetchIssue(id);
+  const { changes, resolved_by, comment, ...fields } = msg.data || {};
   putIssue({ ...issues.get(id), ...fields, id }, { flash: true });
 }
 
@@ -376,6 +396,15 @@ function sendMyPresence() {
 
 // --- alerts -----------------------------------------------------------------
 
+// What the alert measured: "120 events > 100" for a threshold, "matched" for a rule match.
+function alertDetail(data) {
+  if (data.condition === "match") return "new issue matched";
+  if (typeof data.value === "number" && typeof data.threshold === "number") {
+    return `${data.value} event${data.value === 1 ? "" : "s"} > ${data.threshold}`;
+  }
+  return "";
+}
+
 function addAlert(msg) {
   const seq = Number(msg.seq);
   if (alertSeqs.has(seq)) return;
@@ -385,7 +414,7 @@ function addAlert(msg) {
   const message = data.message || "Alert triggered";
   const detail = [
     issue && !message.includes(issue.title) ? `Issue: ${issue.title}` : "",
-    data.value !== undefined && data.threshold !== undefined ? `${data.value} > ${data.threshold}` : "",
+    alertDetail(data),
     timeText(msg.ts),
   ].filter(Boolean);
   const item = el(
@@ -417,6 +446,19 @@ async function loadRecentAlerts(latestSeq) {
   }
 }
 
+// --- announcements (`global`) ------------------------------------------------
+
+// The newest announcement stays up until dismissed; an older one (a replay) never replaces it.
+let announcementSeq = 0;
+function showAnnouncement(msg) {
+  const seq = Number(msg.seq) || 0;
+  if (seq && seq <= announcementSeq) return;
+  announcementSeq = seq;
+  $("announcement-text").textContent = String(msg.message ?? "");
+  $("announcement-time").textContent = timeText(msg.ts);
+  $("announcement").hidden = false;
+}
+
 // --- wiring -----------------------------------------------------------------
 
 function startClient() {
@@ -438,6 +480,7 @@ function startClient() {
   client.on("presence_state", onPresenceState);
   client.on("presence_update", onPresenceUpdate);
   client.on("alert_trigger", addAlert);
+  client.on("announcement", showAnnouncement);
   client.on("subscribed", (msg) => {
     if (msg.channel === "alerts" && alertSeqs.size === 0 && msg.seq > 0) loadRecentAlerts(msg.seq);
   });
@@ -446,7 +489,7 @@ function startClient() {
     if (channel === "issues") loadIssues();
     if (channel === "alerts") loadRecentAlerts(to);
   });
-  for (const channel of ["issues", "alerts", "presence"]) client.subscribe(channel);
+  for (const channel of ["global", "issues", "alerts", "presence"]) client.subscribe(channel);
   showState("connecting");
   client.connect();
 }
@@ -477,6 +520,8 @@ function signOut(message = "") {
   $("issue-list").replaceChildren();
   $("alert-feed").replaceChildren();
   $("alerts-empty").hidden = false;
+  $("announcement").hidden = true;
+  announcementSeq = 0;
   showState("closed");
   showApp();
   $("signin-error").textContent = message;
@@ -503,6 +548,7 @@ $("signin-form").addEventListener("submit", async (event) => {
 });
 
 $("sign-out").addEventListener("click", () => signOut());
+$("announcement-dismiss").addEventListener("click", () => ($("announcement").hidden = true));
 $("reconnect").addEventListener("click", () => client?.connect());
 
 $("new-issue").addEventListener("submit", async (event) => {
