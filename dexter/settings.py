@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt",
     "drf_spectacular",
+    # Swagger UI's files served from our own static files: /api/docs/ works offline and is pinned.
+    "drf_spectacular_sidecar",
     "channels",
     "realtime",
     "issues",
@@ -180,6 +182,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Issues, alerts, events and the real-time layer of Dexter.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Real-time layer (docs/protocol.md section 9; README "Configuration")
