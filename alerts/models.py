@@ -14,6 +14,13 @@ from django.utils import timezone
 
 from issues.models import Issue
 
+# The ranges the API and the admin accept (a window of 10**11 s made every
+# ingested event fail with OverflowError). Kept out of the fields' validators
+# so a change here needs no migration.
+MAX_WINDOW_SECONDS = 30 * 86400
+MAX_COOLDOWN_SECONDS = 365 * 86400
+MAX_THRESHOLD = 2**31 - 1  # PostgreSQL's integer
+
 
 class Alert(models.Model):
     class Condition(models.TextChoices):
@@ -60,6 +67,15 @@ class Alert(models.Model):
             raise ValidationError({"pattern": f"not a regular expression: {exc}"}) from None
         if self.condition == self.Condition.THRESHOLD and self.window_seconds < 1:
             raise ValidationError({"window_seconds": "must be at least 1 for a threshold alert"})
+        errors = {}
+        if self.window_seconds is not None and self.window_seconds > MAX_WINDOW_SECONDS:
+            errors["window_seconds"] = f"at most {MAX_WINDOW_SECONDS}"
+        if self.cooldown_seconds is not None and self.cooldown_seconds > MAX_COOLDOWN_SECONDS:
+            errors["cooldown_seconds"] = f"at most {MAX_COOLDOWN_SECONDS}"
+        if self.threshold is not None and self.threshold > MAX_THRESHOLD:
+            errors["threshold"] = f"at most {MAX_THRESHOLD}"
+        if errors:
+            raise ValidationError(errors)
 
 
 class AlertTrigger(models.Model):

@@ -88,8 +88,15 @@ def evaluate(alert: Alert, issue: Issue, *, created: bool, now: datetime) -> Hit
 def _check(alerts, issue: Issue, *, created: bool, now: datetime) -> list[AlertTrigger]:
     triggers = []
     for alert in alerts:
-        hit = evaluate(alert, issue, created=created, now=now)
-        if hit is not None and (trigger := fire(alert, issue, hit, now)) is not None:
+        try:
+            hit = evaluate(alert, issue, created=created, now=now)
+            trigger = fire(alert, issue, hit, now) if hit is not None else None
+        except (OverflowError, ValueError):
+            # A row that slipped past validation (raw SQL, an older version) must
+            # not fail every ingested event: skip it, and say which one it is.
+            logger.warning("alert %s cannot be evaluated; skipped (check its ranges)", alert.pk, exc_info=True)
+            continue
+        if trigger is not None:
             triggers.append(trigger)
     return triggers
 

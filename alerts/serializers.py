@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from issues.serializers import StringIdField, StringPrimaryKeyField
 
-from .models import Alert, AlertTrigger
+from .models import MAX_COOLDOWN_SECONDS, MAX_THRESHOLD, MAX_WINDOW_SECONDS, Alert, AlertTrigger
 
 
 class AlertSerializer(serializers.ModelSerializer):
@@ -28,6 +28,11 @@ class AlertSerializer(serializers.ModelSerializer):
             "cooldown_seconds",
             "is_active",
         ]
+        extra_kwargs = {
+            "window_seconds": {"min_value": 1, "max_value": MAX_WINDOW_SECONDS},
+            "cooldown_seconds": {"min_value": 0, "max_value": MAX_COOLDOWN_SECONDS},
+            "threshold": {"min_value": 0, "max_value": MAX_THRESHOLD},
+        }
 
     def validate_pattern(self, value: str) -> str:
         try:
@@ -36,16 +41,12 @@ class AlertSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(f"not a regular expression: {exc}") from None
         return value
 
-    def validate_window_seconds(self, value: int) -> int:
-        if value < 1:
-            raise serializers.ValidationError("must be at least 1")
-        return value
-
 
 class AlertTriggerSerializer(serializers.ModelSerializer):
     id = StringIdField()
     alert = StringPrimaryKeyField(read_only=True)
-    issue = StringPrimaryKeyField(read_only=True)
+    # Null once the issue is deleted: a trigger is kept as history (models.py).
+    issue = StringPrimaryKeyField(read_only=True, allow_null=True)
 
     class Meta:
         model = AlertTrigger

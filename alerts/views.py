@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404
 from rest_framework import generics, viewsets
 from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 
+from realtime.ids import IdConverter
 from realtime.permissions import IsStaff
 from realtime.position import PositionMixin
 
@@ -16,7 +17,7 @@ from .serializers import AlertSerializer, AlertTriggerSerializer
 class AlertViewSet(PositionMixin, viewsets.ModelViewSet):
     serializer_class = AlertSerializer
     queryset = Alert.objects.all()
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = IdConverter.regex  # canonical ids only: "01" or "٣" is a 404
 
     def position_channels(self) -> list[str]:
         # What changes an alert for a client is its triggers: `alerts`, `alert:<id>` (section 12).

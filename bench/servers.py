@@ -123,6 +123,7 @@ def dexter_env(db: Path, extra: dict | None = None) -> dict:
             "WEBSOCKET_CONNECT_RATE": "10000000",
             "WEBSOCKET_MAX_CONNECTIONS": "100000",
             "REALTIME_PUBLISH_THROTTLE": "100000000/min",
+            "AUTH_TOKEN_RATE_PER_ADDRESS": "100000/min",
             "JWT_ACCESS_LIFETIME": "7200",
             # Persistent database connections, as a deployment runs them: with the
             # default 0, every ORM call of a connect or a publish opens SQLite anew.

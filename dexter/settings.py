@@ -164,14 +164,35 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "dexter.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # JSON only, with a size and a depth bound (dexter/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["dexter.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # The client address of the per-address throttles: REMOTE_ADDR unless the
+    # server sits behind that many proxies (then the X-Forwarded-For entry they
+    # added). Without it, any client could pick its address with a header.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "realtime_publish": os.environ.get("REALTIME_PUBLISH_THROTTLE", "600/min"),
         "events": os.environ.get("EVENTS_THROTTLE", "6000/min"),
     },
 }
+# Bodies past this many bytes are 413 (Django's own setting and default, which DRF's parser ignored).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2621440)
+# Containers nested past this in a JSON body are 400 (1000 levels gave a RecursionError).
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 64)
+API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500)
+# POST /api/auth/token/ attempts, right or wrong (dexter/throttles.py); past them, 429.
+AUTH_TOKEN_RATE_PER_USERNAME = os.environ.get("AUTH_TOKEN_RATE_PER_USERNAME", "10/min")
+AUTH_TOKEN_RATE_PER_ADDRESS = os.environ.get("AUTH_TOKEN_RATE_PER_ADDRESS", "30/min")
+# The throttles' counters: this process's memory, or Redis (shared by every server) when there is one.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_LIFETIME", 300)),
     "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_REFRESH_LIFETIME", 86400)),
@@ -185,6 +206,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "dexter.schema.add_error_responses",
+    ],
 }
 
 # --- Real-time layer (docs/protocol.md section 9; README "Configuration")
@@ -200,6 +225,7 @@ WEBSOCKET_PRESENCE_GRACE = env_float("WEBSOCKET_PRESENCE_GRACE", 5)
 WEBSOCKET_SEND_QUEUE_LIMIT = env_int("WEBSOCKET_SEND_QUEUE_LIMIT", 1000)
 WEBSOCKET_BATCH_TICK = env_float("WEBSOCKET_BATCH_TICK", 0.02)
 WEBSOCKET_COMPRESSION = env_bool("WEBSOCKET_COMPRESSION", False)
+REALTIME_MAX_PUBLICATION_SIZE = env_int("REALTIME_MAX_PUBLICATION_SIZE", 65536)
 REALTIME_HISTORY_SIZE = env_int("REALTIME_HISTORY_SIZE", 1000)
 REALTIME_HISTORY_TTL = env_int("REALTIME_HISTORY_TTL", 86400)
 REALTIME_POLL_INTERVAL = env_float("REALTIME_POLL_INTERVAL", 2.0 if REDIS_URL else 0.25)

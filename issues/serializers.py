@@ -7,7 +7,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from realtime.sizes import text_too_large
+
 from .models import Comment, Issue, derive_fingerprint
+
+# What an ``issue_update`` holds besides a comment's body: the envelope, the
+# issue's state (title, culprit up to 255 characters each) and the comment's other fields.
+COMMENT_MESSAGE_RESERVE = 8192
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -74,6 +80,12 @@ class CommentSerializer(serializers.ModelSerializer):
         model = Comment
         fields = ["id", "issue", "author", "body", "created_at"]
         read_only_fields = ["created_at"]
+
+    def validate_body(self, value: str) -> str:
+        # Two copies: an edit publishes the old body and the new one.
+        if problem := text_too_large(value, reserve=COMMENT_MESSAGE_RESERVE, copies=2):
+            raise serializers.ValidationError(problem)
+        return value
 
 
 class EventSerializer(serializers.Serializer):

@@ -1,13 +1,17 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from realtime.ids import register_id_converter
+
 from . import views
+
+register_id_converter()
 
 router = SimpleRouter()
 router.register("issues", views.IssueViewSet, basename="issue")
 
 urlpatterns = [
-    path("issues/<int:issue_id>/comments/", views.CommentListView.as_view(), name="issue-comments"),
+    path("issues/<id:issue_id>/comments/", views.CommentListView.as_view(), name="issue-comments"),
     path("events/", views.EventIngestView.as_view(), name="events"),
     *router.urls,
 ]

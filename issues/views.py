@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from realtime.ids import IdConverter, parse_id
 from realtime.position import PositionMixin
 
 from .actor import acting_as
@@ -75,7 +76,7 @@ LIST_PARAMETERS = [
 class IssueViewSet(PositionMixin, ActingUserMixin, viewsets.ModelViewSet):
     serializer_class = IssueSerializer
     queryset = Issue.objects.all()
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = IdConverter.regex  # canonical ids only: "01" or "٣" is a 404
 
     def position_channels(self) -> list[str]:
         # The list's changes are all on `issues`; one issue's on `issue:<id>` (section 12).
@@ -96,9 +97,9 @@ class IssueViewSet(PositionMixin, ActingUserMixin, viewsets.ModelViewSet):
         elif assignee == "none":
             queryset = queryset.filter(assignee__isnull=True)
         elif assignee is not None:
-            if not assignee.isdigit():
+            if (user_id := parse_id(assignee)) is None:
                 raise ValidationError({"assignee": 'a user id, "me" or "none"'})
-            queryset = queryset.filter(assignee_id=int(assignee))
+            queryset = queryset.filter(assignee_id=user_id)
         if ordering := params.get("ordering"):
             fields = [f.strip() for f in ordering.split(",") if f.strip()]
             if not fields or any(f.removeprefix("-") not in ORDERING_FIELDS for f in fields):

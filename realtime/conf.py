@@ -23,6 +23,8 @@ DEFAULTS = {
     "WEBSOCKET_BATCH_TICK": 0.02,
     # permessage-deflate under ``manage.py runrealtime`` (bench/README.md: off costs less).
     "WEBSOCKET_COMPRESSION": False,
+    # Bytes of one encoded publication; the HTTP API answers 400 for a write that would make a larger one.
+    "REALTIME_MAX_PUBLICATION_SIZE": 65536,
     "REALTIME_HISTORY_SIZE": 1000,
     "REALTIME_HISTORY_TTL": 86400,
     "REALTIME_POLL_INTERVAL": 0.25,

@@ -1,6 +1,8 @@
 from rest_framework import serializers
 
+from .ids import parse_id
 from .protocol import ProtocolError, iso, parse_channel
+from .sizes import message_too_large
 
 
 class PublishSerializer(serializers.Serializer):
@@ -16,12 +18,28 @@ class PublishSerializer(serializers.Serializer):
     def validate_message(self, value: dict) -> dict:
         if not isinstance(value.get("type"), str) or not value["type"]:
             raise serializers.ValidationError("message needs a string 'type'")
+        if problem := message_too_large(value):
+            raise serializers.ValidationError(problem)
         return value
 
 
 class NotifySerializer(serializers.Serializer):
-    user_id = serializers.CharField(max_length=40)
+    user_id = serializers.CharField(
+        max_length=40, trim_whitespace=False, help_text='A user id in canonical form: "42", not "042".'
+    )
     message = serializers.DictField()
+
+    def validate_user_id(self, value: str) -> str:
+        user_id = parse_id(value)
+        if user_id is None:
+            raise serializers.ValidationError('a user id: decimal digits without leading zeros, as in "42"')
+        return str(user_id)
+
+    def validate_message(self, value: dict) -> dict:
+        # The notification adds its type and kind; the envelope reserve covers them.
+        if problem := message_too_large(value):
+            raise serializers.ValidationError(problem)
+        return value
 
 
 class PresenceSerializer(serializers.Serializer):

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from . import conf, policy, presence, protocol
 from .hub import running_hub
+from .ids import parse_id
 from .models import Connection
 from .permissions import CanPublish, IsStaff
 from .publisher import history, publish
@@ -49,13 +50,14 @@ class HistoryView(APIView):
             if user is None:
                 return Response({"detail": "authentication required"}, status=status.HTTP_401_UNAUTHORIZED)
             raise PermissionDenied(exc.message) from None
-        try:
-            since = int(request.query_params.get("since", 0))
-            limit = int(request.query_params.get("limit", protocol.MAX_HISTORY_LIMIT))
-        except ValueError:
-            raise ValidationError({"since": "since and limit must be integers"}) from None
-        if since < 0 or limit < 1:
-            raise ValidationError({"limit": "since must be >= 0 and limit >= 1"})
+        raw_since = request.query_params.get("since", "0")
+        since = 0 if raw_since == "0" else parse_id(raw_since)
+        if since is None:
+            raise ValidationError({"since": "a seq: 0 or a positive integer, decimal, without leading zeros"})
+        raw_limit = request.query_params.get("limit")
+        limit = protocol.MAX_HISTORY_LIMIT if raw_limit is None else parse_id(raw_limit)
+        if limit is None:
+            raise ValidationError({"limit": "a positive integer, decimal, without leading zeros"})
         rows, recovered, _ = history(channel, since, min(limit, protocol.MAX_HISTORY_LIMIT))
         body = protocol.history_frame(channel, [t for _, t in rows], recovered, None)
         return HttpResponse(body, content_type="application/json")
@@ -93,8 +95,8 @@ class NotifyView(APIView):
     def post(self, request):
         data = NotifySerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user_id = data.validated_data["user_id"]
-        if not user_id.isdigit() or not get_user_model().objects.filter(pk=user_id).exists():
+        user_id = data.validated_data["user_id"]  # canonical (the serializer's check)
+        if not get_user_model().objects.filter(pk=int(user_id)).exists():
             raise ValidationError({"user_id": "no such user"})
         message = {k: v for k, v in data.validated_data["message"].items() if k != "type"}
         message.setdefault("kind", "message")
@@ -107,7 +109,7 @@ class MetricsView(APIView):
 
     permission_classes = [IsStaff]
 
-    @extend_schema(responses={200: OpenApiTypes.STR})
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
     def get(self, request):
         from prometheus_client import CONTENT_TYPE_LATEST
 

@@ -29,6 +29,9 @@ BASE_ENV = {
     "WEBSOCKET_CONNECT_RATE": "100000",
     "WEBSOCKET_MESSAGE_RATE": "1000",
     "REALTIME_LOG_LEVEL": "INFO",
+    # Tests fetch many tokens from one address; the throttle's own test sets its rates.
+    "AUTH_TOKEN_RATE_PER_USERNAME": "100000/min",
+    "AUTH_TOKEN_RATE_PER_ADDRESS": "100000/min",
 }
 
 
