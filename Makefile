@@ -5,34 +5,50 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint format bench clean
+.PHONY: run passwords test install install-dev lint format bench clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# Two install sets: `make run` needs only requirements.txt; the test and lint
+# tools (pytest, Playwright, ruff) come with requirements-dev.txt, for the
+# targets that use them.
+$(BIN)/.venv-made:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	touch $@
+
+$(BIN)/.installed-run: $(BIN)/.venv-made requirements.txt
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed-run requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed-run
+
+install-dev: $(BIN)/.installed-dev
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_setup
 	$(BIN)/python manage.py runrealtime -b $(HOST) -p $(PORT)
 
-test: install
+# New demo passwords, printed (the first run's are shown only once).
+passwords: install
+	$(BIN)/python manage.py demo_setup --reset-passwords
+
+test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
-format: install
+format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install
+bench: install-dev
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

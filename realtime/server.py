@@ -23,6 +23,7 @@ from functools import partial
 from daphne.server import Server
 
 from . import conf
+from .startup import log_serving
 
 
 class InputQueue:
@@ -81,6 +82,9 @@ class RealtimeServer(Server):
             # connection is made, so setting this here covers every connection.
             self.ws_factory.setProtocolOptions(perMessageCompressionAccept=accept_deflate)
         super().listen_success(port)
+        address = port.getHost() if hasattr(port, "getHost") else None
+        if hasattr(address, "host") and hasattr(address, "port"):
+            log_serving(address.host, address.port)
 
     def create_application(self, protocol, scope):
         if scope.get("type") != "websocket":

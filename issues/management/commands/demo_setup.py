@@ -61,29 +61,47 @@ DEMO_ALERTS = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo users admin, alice and bob, printing each new password once."
+    help = (
+        "Create the demo users admin, alice and bob, printing each new password once; "
+        "--reset-passwords gives the existing ones new passwords, printed."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--reset-passwords",
+            action="store_true",
+            help="Set and print new passwords for admin, alice and bob (when the first run's are lost).",
+        )
 
     def handle(self, *args, **options):
         User = get_user_model()
-        created = []
+        shown = []
         for username, staff in DEMO_USERS:
-            if User.objects.filter(username=username).exists():
+            user = User.objects.filter(username=username).first()
+            if user is not None and not options["reset_passwords"]:
                 continue
             password = secrets.token_urlsafe(9)
-            User.objects.create_user(
-                username=username,
-                password=password,
-                is_staff=staff,
-                is_superuser=staff,
-                email=f"{username}@example.com",
-            )
-            created.append((username, password))
-        if created:
+            if user is None:
+                User.objects.create_user(
+                    username=username,
+                    password=password,
+                    is_staff=staff,
+                    is_superuser=staff,
+                    email=f"{username}@example.com",
+                )
+            else:
+                user.set_password(password)
+                user.save(update_fields=["password"])
+            shown.append((username, password))
+        if shown:
             self.stdout.write("Demo users (passwords are shown this once):")
-            for username, password in created:
+            for username, password in shown:
                 self.stdout.write(f"  {username:6} {password}")
         else:
-            self.stdout.write("Demo users exist already (admin, alice, bob); passwords were printed at first run.")
+            self.stdout.write(
+                "Demo users exist already (admin, alice, bob); their passwords were printed at first run.\n"
+                "  New ones: make passwords (or: python manage.py demo_setup --reset-passwords)"
+            )
         self.create_issues_and_alerts()
 
     def create_issues_and_alerts(self):
