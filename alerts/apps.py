@@ -6,13 +6,21 @@ class AlertsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from realtime.policy import register_object_channel
+        from realtime.registry import INT_IDS, register_channel
 
         from . import signals
         from .models import Alert
 
         signals.connect()
-        # `alert:<id>` subscriptions answer not_found for an alert that does not exist.
-        register_object_channel(
-            "alert", lambda object_id: object_id.isdigit() and Alert.objects.filter(pk=object_id).exists()
+        # docs/protocol.md section 2: `alerts` for authenticated users, and
+        # `alert:<id>` of an alert that exists (not_found otherwise), with
+        # channel presence and signals (sections 10 and 11).
+        register_channel("alerts")
+        register_channel(
+            "alert",
+            object_id=True,
+            ids=INT_IDS,
+            exists=lambda object_id: Alert.objects.filter(pk=int(object_id)).exists(),
+            presence=True,
+            signals=True,
         )

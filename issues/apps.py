@@ -6,13 +6,21 @@ class IssuesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from realtime.policy import register_object_channel
+        from realtime.registry import INT_IDS, register_channel
 
         from . import signals
         from .models import Issue
 
         signals.connect()
-        # `issue:<id>` subscriptions answer not_found for an issue that does not exist.
-        register_object_channel(
-            "issue", lambda object_id: object_id.isdigit() and Issue.objects.filter(pk=object_id).exists()
+        # docs/protocol.md section 2: `issues` for authenticated users, and
+        # `issue:<id>` of an issue that exists (not_found otherwise), with
+        # channel presence and signals (sections 10 and 11).
+        register_channel("issues")
+        register_channel(
+            "issue",
+            object_id=True,
+            ids=INT_IDS,
+            exists=lambda object_id: Issue.objects.filter(pk=int(object_id)).exists(),
+            presence=True,
+            signals=True,
         )

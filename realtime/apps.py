@@ -5,3 +5,22 @@ class RealtimeConfig(AppConfig):
     name = "realtime"
     verbose_name = "Real-time"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.contrib.auth import get_user_model
+        from django.db import models
+
+        from . import policy, registry
+
+        # The kinds of realtime itself (docs/protocol.md section 2); a project's
+        # apps register theirs the same way from their own ready().
+        registry.register_channel("global", anonymous=True)
+        registry.register_channel("presence")
+        pk = get_user_model()._meta.pk
+        integer_pk = isinstance(pk, models.IntegerField)  # AutoField and BigAutoField included
+        registry.register_channel(
+            "user",
+            object_id=True,
+            ids=registry.INT_IDS if integer_pk else registry.STR_IDS,
+            can_subscribe=policy.own_user_channel,
+        )

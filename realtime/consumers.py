@@ -373,10 +373,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def on_history(self, msg) -> None:
         name = msg.channel
         channel = await self._check(name, msg.ref)
-        if channel.kind in conf.get("REALTIME_NO_HISTORY"):
-            raise ProtocolError(
-                protocol.E_HISTORY_UNAVAILABLE, "no history is kept for this channel", ref=msg.ref, channel=name
-            )
+        try:
+            policy.check_history(channel)
+        except ProtocolError as exc:
+            exc.ref = msg.ref
+            raise
         rows, recovered, _latest = await database_sync_to_async(history)(name, msg.since, msg.limit)
         text = protocol.history_frame(name, [t for _, t in rows], recovered, msg.ref)
         await self.base_send({"type": "websocket.send", "text": text})

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from . import registry
+
 PROTOCOL_VERSION = 1
 
 # --- Close codes (docs/protocol.md section 5). An application may only send 1000 and
@@ -41,17 +43,11 @@ E_TOKEN_INVALID = "token_invalid"
 E_TOKEN_EXPIRED = "token_expired"
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-OBJECT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")
 PRESENCE_STATUSES = ("online", "away", "busy")
 MAX_REF_LENGTH = 64
 MAX_ACTIVITY_LENGTH = 200
 MAX_HISTORY_LIMIT = 1000
-MAX_CHANNEL_LENGTH = 80
 CLIENT_TYPES = ("subscribe", "unsubscribe", "presence", "ping", "auth", "history")
-
-# Channels of section 2: plain names, and prefixed ones that carry an object id.
-PLAIN_CHANNELS = ("global", "issues", "alerts", "presence")
-PREFIXED_CHANNELS = ("issue", "alert", "user")
 
 ISSUE_UPDATE_TYPES = (
     "created",
@@ -88,17 +84,16 @@ class Channel:
 
 
 def parse_channel(name: Any) -> Channel:
-    """Parse a channel name of section 2, or raise ProtocolError(unknown_channel)."""
+    """Parse a channel name of a registered kind (realtime.registry), or raise
+    ProtocolError(unknown_channel). Ids are canonical: ``issue:0001`` is unknown."""
     if not isinstance(name, str) or not name:
         raise ProtocolError(E_INVALID_MESSAGE, "channel must be a non-empty string")
-    if len(name) > MAX_CHANNEL_LENGTH or not name.isascii():
-        raise ProtocolError(E_UNKNOWN_CHANNEL, "unknown channel", channel=name[:MAX_CHANNEL_LENGTH])
-    if name in PLAIN_CHANNELS:
-        return Channel(name)
-    kind, sep, object_id = name.partition(":")
-    if sep and kind in PREFIXED_CHANNELS and OBJECT_ID_RE.match(object_id):
-        return Channel(kind, object_id)
-    raise ProtocolError(E_UNKNOWN_CHANNEL, f"unknown channel {name!r}", channel=name)
+    found = registry.lookup(name)
+    if found is None:
+        shown = name[: registry.MAX_NAME_LENGTH]
+        raise ProtocolError(E_UNKNOWN_CHANNEL, f"unknown channel {shown!r}", channel=shown)
+    entry, object_id = found
+    return Channel(entry.kind, object_id)
 
 
 def now_iso() -> str:

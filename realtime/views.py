@@ -41,8 +41,10 @@ class HistoryView(APIView):
     def get(self, request, channel: str):
         user = request.user if request.user.is_authenticated else None
         try:
-            policy.check(user, channel)
+            policy.check_history(policy.check(user, channel))
         except protocol.ProtocolError as exc:
+            if exc.code == protocol.E_HISTORY_UNAVAILABLE:
+                raise NotFound(exc.message) from None
             if exc.code == protocol.E_NOT_FOUND:
                 raise NotFound(exc.message) from None
             if exc.code == protocol.E_UNKNOWN_CHANNEL:

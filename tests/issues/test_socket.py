@@ -87,9 +87,19 @@ async def test_object_channels_of_missing_objects_are_not_found(alice):
     alert = await database_sync_to_async(Alert.objects.create)(name="a")
     issue = await database_sync_to_async(Issue.objects.create)(title="there")
     client = await subscribed(alice, f"issue:{issue.pk}", f"alert:{alert.pk}")
-    for channel in ("issue:99999", "alert:99999", "issue:abc"):
+    for channel in ("issue:99999", "alert:99999"):
         reply = await client.request({"type": "subscribe", "channel": channel})
         assert reply["type"] == "error" and reply["code"] == "not_found" and reply["channel"] == channel
+    await client.close()
+
+
+async def test_object_ids_are_canonical_integers(alice):
+    """``issue:0001`` is never a second name of ``issue:1`` (docs/protocol.md section 2)."""
+    issue = await database_sync_to_async(Issue.objects.create)(title="there")
+    client = await subscribed(alice, f"issue:{issue.pk}")
+    for channel in (f"issue:{issue.pk:04d}", f"issue:+{issue.pk}", "issue:abc", f"alert:0{issue.pk}"):
+        reply = await client.request({"type": "subscribe", "channel": channel})
+        assert reply["type"] == "error" and reply["code"] == "unknown_channel" and reply["channel"] == channel
     await client.close()
 
 

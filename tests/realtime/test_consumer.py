@@ -303,10 +303,10 @@ async def test_forbidden_subscriber_receives_nothing(alice, bob):
 
 
 async def test_object_channels_need_the_object(alice):
-    from realtime import policy
+    from realtime import registry
 
-    saved = dict(policy._object_channels)
-    policy.register_object_channel("issue", exists=lambda object_id: object_id == "1")
+    saved = registry.get("issue")
+    registry.register_channel("issue", object_id=True, exists=lambda object_id: object_id == "1")
     try:
         client = Client(token=access_token(alice))
         await client.connect()
@@ -315,8 +315,7 @@ async def test_object_channels_need_the_object(alice):
         assert missing["code"] == "not_found" and missing["channel"] == "issue:2"
         await client.close()
     finally:
-        policy._object_channels.clear()
-        policy._object_channels.update(saved)
+        registry._kinds["issue"] = saved
 
 
 async def test_the_policy_is_replaceable_by_a_setting(settings, alice):
