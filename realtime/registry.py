@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .ids import parse_id
+
 # docs/protocol.md section 2: a kind is 1-32 of a-z 0-9 _ - starting with a
 # letter; an id 1-64 of A-Z a-z 0-9 _ . -. 32 + 1 + 64 = 97 characters fit the
 # 100-character channel columns of realtime.models.
@@ -30,12 +32,20 @@ KIND_RE = re.compile(r"[a-z][a-z0-9_\-]{0,31}")
 ID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 MAX_NAME_LENGTH = 32 + 1 + 64
 
-# What an id of a kind may look like. STR_IDS: any id of section 2, compared as
-# written. INT_IDS: an integer primary key in canonical decimal (no sign, no
-# leading zeros), at most 18 digits so that every one fits a signed 64-bit
-# column (a 19-digit id could overflow it and fail the look-up).
-STR_IDS = ID_RE
-INT_IDS = re.compile(r"0|[1-9][0-9]{0,17}")
+
+# What an id of a kind may look like, as a test of the id text.
+
+
+def STR_IDS(object_id: str) -> bool:
+    """Any id of section 2, compared as written."""
+    return ID_RE.fullmatch(object_id) is not None
+
+
+def INT_IDS(object_id: str) -> bool:
+    """An integer primary key in canonical decimal: positive, no sign, no leading
+    zeros, within a signed 64-bit column (realtime.ids, as the HTTP API reads ids)."""
+    return parse_id(object_id) is not None
+
 
 # ``can_subscribe(user, object_id)``: may this (authenticated, or anonymous when
 # the kind allows it) user subscribe? ``object_id`` is None for a plain kind.
@@ -49,7 +59,7 @@ class ChannelKind:
     kind: str
     # ``order:<id>`` when True, plain ``orders`` when False; never both.
     object_id: bool = False
-    ids: re.Pattern[str] = STR_IDS
+    ids: Callable[[str], bool] = STR_IDS
     # Anonymous connections may subscribe (only ``global`` in Dexter).
     anonymous: bool = False
     can_subscribe: SubscribePolicy | None = None
@@ -65,11 +75,15 @@ class ChannelKind:
 _kinds: dict[str, ChannelKind] = {}
 
 
+def _full_match(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    return lambda object_id: pattern.fullmatch(object_id) is not None
+
+
 def register_channel(
     kind: str,
     *,
     object_id: bool = False,
-    ids: re.Pattern[str] | str = STR_IDS,
+    ids: Callable[[str], bool] | re.Pattern[str] | str = STR_IDS,
     anonymous: bool = False,
     can_subscribe: SubscribePolicy | None = None,
     exists: Callable[[str], bool] | None = None,
@@ -79,19 +93,23 @@ def register_channel(
 ) -> ChannelKind:
     """Register a channel kind (call it from ``AppConfig.ready()``); returns its entry.
 
-    ``ids`` is ``INT_IDS``, ``STR_IDS`` (the default) or a regular expression
-    of your own, matched in full and narrower than section 2's id. Registering
-    a kind again replaces it (tests and projects may override Dexter's rows).
+    ``ids`` is ``INT_IDS``, ``STR_IDS`` (the default), a regular expression
+    matched in full, or a test of your own; an id must pass it and be an id of
+    section 2. Make it accept one spelling per object: that is what keeps ids
+    canonical. Registering a kind again replaces it (tests and projects may
+    override Dexter's rows).
     """
     if not isinstance(kind, str) or not KIND_RE.fullmatch(kind):
         raise ValueError(f"channel kind {kind!r} must be 1-32 characters of a-z 0-9 _ - starting with a letter")
-    pattern = re.compile(ids) if isinstance(ids, str) else ids
-    if (exists is not None or pattern is not STR_IDS) and not object_id:
+    if isinstance(ids, str):
+        ids = re.compile(ids)
+    test: Callable[[str], bool] = _full_match(ids) if isinstance(ids, re.Pattern) else ids
+    if (exists is not None or test is not STR_IDS) and not object_id:
         raise ValueError(f"channel kind {kind!r}: exists and ids only apply to kinds with an object id")
     entry = ChannelKind(
         kind=kind,
         object_id=object_id,
-        ids=pattern,
+        ids=test,
         anonymous=anonymous,
         can_subscribe=can_subscribe,
         exists=exists,
@@ -131,6 +149,6 @@ def lookup(name: str) -> tuple[ChannelKind, str | None] | None:
         return None
     if not sep:
         return entry, None
-    if not ID_RE.fullmatch(object_id) or not entry.ids.fullmatch(object_id):
+    if not ID_RE.fullmatch(object_id) or not entry.ids(object_id):
         return None
     return entry, object_id

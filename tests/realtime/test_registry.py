@@ -51,7 +51,7 @@ def test_a_registered_kind_parses_and_is_publishable(kinds, db):
 @pytest.mark.parametrize(
     "name",
     ["order:0012", "order:+1", "order:1.0", "order:-1", "order:", "order", "orders:1", "order:1:2", "order:" + "9" * 19]
-    + ["order:ab"],
+    + ["order:ab", "order:0", "order:9223372036854775808", "order:²"],
 )
 def test_integer_ids_are_canonical_decimal_and_nothing_else(kinds, name):
     kinds.register_channel("order", object_id=True, ids=registry.INT_IDS)
@@ -177,3 +177,15 @@ def test_publishing_on_a_second_name_is_refused(db):
     with pytest.raises(ProtocolError) as exc:
         publish("issue:0001", {"type": "issue_update"})
     assert exc.value.code == "unknown_channel"
+
+
+def test_the_largest_integer_id_parses(kinds):
+    kinds.register_channel("order", object_id=True, ids=registry.INT_IDS)
+    assert parse_channel("order:9223372036854775807").object_id == "9223372036854775807"
+
+
+def test_a_kind_may_give_its_own_id_format(kinds):
+    kinds.register_channel("sku", object_id=True, ids=r"[A-Z]{3}-[0-9]{4}")
+    assert parse_channel("sku:ABC-0001").object_id == "ABC-0001"
+    with pytest.raises(ProtocolError):
+        parse_channel("sku:abc-0001")
