@@ -28,6 +28,9 @@ DEFAULTS = {
     "REALTIME_HISTORY_SIZE": 1000,
     "REALTIME_HISTORY_TTL": 86400,
     "REALTIME_POLL_INTERVAL": 0.25,
+    # Wake other processes' servers at commit (PostgreSQL NOTIFY, or a loopback
+    # datagram on SQLite; realtime/doorbell.py): "auto", or "off" for the poller alone.
+    "REALTIME_DOORBELL": "auto",
     # Channel kinds (``presence``, ``user``, ...) whose history is not served.
     "REALTIME_NO_HISTORY": [],
     "REALTIME_CHANNEL_POLICY": "realtime.policy.default_policy",

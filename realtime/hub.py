@@ -31,7 +31,7 @@ from typing import Protocol
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
-from . import conf, presence, publisher
+from . import conf, doorbell, presence, publisher
 from .protocol import CLOSE_DISCONNECTED, CLOSE_HEARTBEAT_TIMEOUT, CLOSE_REPLACED, CLOSE_TRY_AGAIN
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,11 @@ class Hub:
         # ?batch=1 sockets with publications waiting, and the one timer of their tick.
         self.batch_due: list[LocalConnection] = []
         self.batch_timer: asyncio.TimerHandle | None = None
+        # Channels another process rang the doorbell for (realtime/doorbell.py):
+        # the poller reads them at once instead of at its next interval.
+        self.rung: set[str] = set()
+        self.rang: asyncio.Event | None = None
+        self.doorbell: doorbell.Listener | None = None
         # Background database work runs on a thread of its own, so a slow poll or
         # prune never stalls the shared thread that consumers' ORM calls use.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-hub")
@@ -106,7 +111,12 @@ class Hub:
         self.queue = asyncio.Queue()
         self.layer = get_channel_layer()
         self.layer_is_local = self.layer is None or type(self.layer).__name__ == "InMemoryChannelLayer"
-        await self.db(presence.register_server, self.server_id, socket.gethostname(), os.getpid())
+        self.rang = asyncio.Event()
+        if self.doorbell is None:
+            self.doorbell = doorbell.Listener(self.on_ring, self.poll_all_now)
+            await self.doorbell.start()
+        address = self.doorbell.address
+        await self.db(presence.register_server, self.server_id, socket.gethostname(), os.getpid(), address)
         self.loop = loop
         self.tasks = [
             asyncio.ensure_future(self._deliver_loop()),
@@ -313,16 +323,45 @@ class Hub:
         """A socket subscribed at ``seq``: this process is current on ``channel`` up to there."""
         self.delivered_seq.setdefault(channel, seq)
 
+    def on_ring(self, origin: str, channel: str, seq: int) -> None:
+        """A doorbell: ``channel`` reached ``seq`` in another process. Read it now if it is news here."""
+        if origin == self.server_id or channel not in self.subscribers:
+            return
+        if self.delivered_seq.get(channel, -1) >= seq:
+            return  # delivered already (the layer or an earlier read was faster)
+        self.rung.add(channel)
+        self.rang.set()
+
+    def poll_all_now(self) -> None:
+        """Rings may have been lost (the doorbell reconnected): look at every channel now."""
+        self.rung.update(self.subscribers)
+        self.rang.set()
+
     async def _poll_loop(self) -> None:
-        """Pick up publications committed by other processes (the embedded default's doorbell).
+        """Pick up publications committed by other processes: at once for rung
+        channels (the doorbell), every REALTIME_POLL_INTERVAL for all (the safety net).
 
         It compares each locally subscribed channel's stored sequence with what
         this process delivered, so it sees every commit whatever the order in
         which concurrent transactions got their row ids.
         """
+        interval = float(conf.get("REALTIME_POLL_INTERVAL"))
+        next_full = time.monotonic() + interval
         while True:
-            await asyncio.sleep(float(conf.get("REALTIME_POLL_INTERVAL")))
-            known = {ch: self.delivered_seq[ch] for ch in self.subscribers if ch in self.delivered_seq}
+            timeout = next_full - time.monotonic()
+            if timeout > 0 and not self.rung:
+                try:
+                    await asyncio.wait_for(self.rang.wait(), timeout)
+                except TimeoutError:
+                    pass
+            self.rang.clear()
+            if time.monotonic() >= next_full:
+                next_full = time.monotonic() + interval
+                self.rung.clear()
+                channels = list(self.subscribers)
+            else:
+                channels, self.rung = list(self.rung), set()
+            known = {ch: self.delivered_seq[ch] for ch in channels if ch in self.delivered_seq}
             if not known:
                 continue
             try:
@@ -502,6 +541,11 @@ def reset_hub() -> None:
             try:
                 handle.cancel()
             except RuntimeError:  # its event loop is closed already
+                pass
+        if _hub.doorbell is not None:
+            try:
+                _hub.doorbell.close()
+            except RuntimeError:
                 pass
         from django.db import connections
 

@@ -46,6 +46,9 @@ class ServerInstance(models.Model):
     started_at = models.DateTimeField()
     heartbeat_at = models.DateTimeField(db_index=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    # Where this server hears doorbells from other processes of its host
+    # ("udp:127.0.0.1:<port>"; realtime/doorbell.py), "" when it has none.
+    doorbell = models.CharField(max_length=100, blank=True, default="")
 
     def __str__(self) -> str:
         return f"{self.hostname}:{self.pid} ({self.id[:8]})"

@@ -212,12 +212,19 @@ class Pruned(NamedTuple):
     offline: int  # users set offline, their grace period over or their server dead
 
 
-def register_server(server_id: str, hostname: str, pid: int) -> None:
+def register_server(server_id: str, hostname: str, pid: int, doorbell: str = "") -> None:
     now = timezone.now()
     # update_or_create: a start that failed half-way is simply retried.
     ServerInstance.objects.update_or_create(
         id=server_id,
-        defaults={"hostname": hostname, "pid": pid, "started_at": now, "heartbeat_at": now, "stopped_at": None},
+        defaults={
+            "hostname": hostname,
+            "pid": pid,
+            "started_at": now,
+            "heartbeat_at": now,
+            "stopped_at": None,
+            "doorbell": doorbell,
+        },
     )
     prune_dead_servers()
 

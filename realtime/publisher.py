@@ -18,7 +18,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import conf
+from . import conf, doorbell
 from .models import ChannelSequence, Message
 from .protocol import encode, envelope, iso, parse_channel
 
@@ -34,40 +34,61 @@ def publish(channel: str, message: dict) -> dict:
     channel = parse_channel(channel).name
     if not isinstance(message.get("type"), str):
         raise ValueError("a publication needs a string 'type'")
+    bell = doorbell.kind()
+    origin = _origin()
     with transaction.atomic():
-        seq = _next_seq(channel)
+        seq = _next_seq(channel, origin if bell == "postgresql" else None)
         created_at = timezone.now()
         full = envelope(message, channel=channel, seq=seq, ts=iso(created_at))
         text = encode(full)
         Message.objects.create(channel=channel, seq=seq, type=full["type"], payload=text, created_at=created_at)
-        transaction.on_commit(partial(_fan_out, channel, seq, text))
+        transaction.on_commit(partial(_fan_out, channel, seq, text, bell == "udp", origin))
     return full
 
 
-def _next_seq(channel: str) -> int:
+def _origin() -> str:
+    """This process's server id if it serves sockets (its own rings are not for it), else ""."""
+    from .hub import running_hub
+
+    hub = running_hub()
+    return hub.server_id if hub is not None else ""
+
+
+def _next_seq(channel: str, notify_origin: str | None = None) -> int:
     """The next seq of ``channel``. The UPDATE's row lock (PostgreSQL) or write lock
     (SQLite) is held to commit, so concurrent publishers get contiguous numbers in
-    commit order."""
-    seq = _increment(channel)
+    commit order. With ``notify_origin`` (PostgreSQL) the doorbell's NOTIFY is
+    sent in the same statement; PostgreSQL delivers it at commit."""
+    seq = _increment(channel, notify_origin)
     if seq is None:
         try:
             with transaction.atomic():
                 ChannelSequence.objects.create(channel=channel, last_seq=1)
-            return 1
         except IntegrityError:  # another publisher created it first
-            seq = _increment(channel)
+            return _increment(channel, notify_origin)
+        if notify_origin is not None:
+            with connections[router.db_for_write(ChannelSequence)].cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_notify(%s, %s)", [doorbell.PG_CHANNEL, doorbell.encode_ring(notify_origin, channel, 1)]
+                )
+        return 1
     return seq
 
 
-def _increment(channel: str) -> int | None:
+def _increment(channel: str, notify_origin: str | None = None) -> int | None:
     """last_seq + 1 for an existing row, else None: one round trip where the
     database has UPDATE ... RETURNING (SQLite 3.35+, PostgreSQL), two elsewhere."""
     connection = connections[router.db_for_write(ChannelSequence)]
     if connection.vendor in ("sqlite", "postgresql"):
         table = connection.ops.quote_name(ChannelSequence._meta.db_table)
+        returning, params = "last_seq", [channel]
+        if notify_origin is not None:
+            # The ring "<origin>\n<channel>\n<seq>" (doorbell.encode_ring), built by PostgreSQL.
+            returning += ", pg_notify(%s, %s || channel || %s || last_seq::text)"
+            params = [channel, doorbell.PG_CHANNEL, notify_origin + "\n", "\n"]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET last_seq = last_seq + 1 WHERE channel = %s RETURNING last_seq", [channel]
+                f"UPDATE {table} SET last_seq = last_seq + 1 WHERE channel = %s RETURNING {returning}", params
             )
             row = cursor.fetchone()
         return row[0] if row else None
@@ -76,9 +97,14 @@ def _increment(channel: str) -> int | None:
     return ChannelSequence.objects.values_list("last_seq", flat=True).get(channel=channel)
 
 
-def _fan_out(channel: str, seq: int, text: str) -> None:
+def _fan_out(channel: str, seq: int, text: str, ring_udp: bool = False, origin: str = "") -> None:
     from .hub import FANOUT_GROUP, running_hub
 
+    if ring_udp:
+        try:
+            doorbell.ring_after_commit(origin, channel, seq)
+        except Exception:
+            logger.warning("doorbell of %s#%s failed; the pollers deliver it", channel, seq, exc_info=True)
     hub = running_hub()
     if hub is not None:
         hub.deliver_threadsafe(channel, seq, text)
