@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -63,48 +64,106 @@ def coalesce_seconds() -> float:
     return float(getattr(settings, "ISSUES_COUNT_COALESCE_SECONDS", 1.0))
 
 
+def batch_limit() -> int:
+    """The most events one ``POST /api/events/`` list may carry (ISSUES_EVENTS_BATCH_LIMIT)."""
+    return int(getattr(settings, "ISSUES_EVENTS_BATCH_LIMIT", 1000))
+
+
 def ingest_event(
     *, title: str, culprit: str = "", level: str = "error", fingerprint: str | None = None
 ) -> IngestResult:
     """Group one event into its issue, count it, and check alerts; all in one transaction."""
-    fingerprint = fingerprint or derive_fingerprint(title, culprit)
+    return ingest_events([{"title": title, "culprit": culprit, "level": level, "fingerprint": fingerprint}])[0]
+
+
+def ingest_events(events: Sequence[Mapping[str, Any]]) -> list[IngestResult]:
+    """Ingest a batch (dicts of title, culprit, level, fingerprint) in one transaction.
+
+    Events are grouped by fingerprint first, so each issue costs one count
+    ``UPDATE`` (``+ n``), one announcement decision and one alert check per
+    batch, and all ``Event`` rows go in with one ``bulk_create``. The counts are
+    what ingesting them one by one would store. The alerts see one
+    ``event_ingested`` per issue per batch (its last event, the count after the
+    whole batch): a threshold crossed inside the batch is crossed at its end,
+    and a match fires on ``created`` either way. Results are in input order,
+    each with the count its event brought the issue to.
+    """
     now = timezone.now()
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    order: list[str] = []
+    for event in events:
+        fingerprint = event.get("fingerprint") or derive_fingerprint(event["title"], event.get("culprit") or "")
+        groups.setdefault(fingerprint, []).append(event)
+        order.append(fingerprint)
     with transaction.atomic():
-        issue, created = _issue_for(fingerprint, title=title, culprit=culprit, level=level, now=now)
-        if not created:
-            Issue.objects.filter(pk=issue.pk).update(event_count=F("event_count") + 1, last_seen=now, updated_at=now)
-            issue.refresh_from_db()
-        event = Event.objects.create(issue=issue, level=level, received_at=now)
-        if not created:
-            _announce_or_defer(issue, now)
-        event_ingested.send(sender=Event, issue=issue, created=created, event=event)
-    return IngestResult(issue=issue, created=created, event_count=issue.event_count)
+        issues = _existing_issues(list(groups))
+        created: set[str] = set()
+        for fingerprint, group in groups.items():
+            if fingerprint not in issues:
+                issue = _create_issue(fingerprint, group[0], count=len(group), now=now)
+                if issue is not None:
+                    issues[fingerprint] = issue
+                    created.add(fingerprint)
+        bumped = [fp for fp in groups if fp not in created]
+        for fingerprint in bumped:
+            if fingerprint not in issues:  # lost the creation race: count on the winner's row
+                issues[fingerprint] = Issue.objects.get(fingerprint=fingerprint)
+            Issue.objects.filter(pk=issues[fingerprint].pk).update(
+                event_count=F("event_count") + len(groups[fingerprint]), last_seen=now, updated_at=now
+            )
+        issues.update(_existing_issues(bumped))  # the counts as stored now
+        rows = Event.objects.bulk_create(
+            [
+                Event(issue=issues[fp], level=ev.get("level") or "error", received_at=now)
+                for fp, ev in zip(order, events, strict=True)
+            ]
+        )
+        last_event = {fp: row for fp, row in zip(order, rows, strict=True)}
+        for fingerprint in bumped:
+            _announce_or_defer(issues[fingerprint], now)
+        for fingerprint, issue in issues.items():
+            event_ingested.send(
+                sender=Event, issue=issue, created=fingerprint in created, event=last_event[fingerprint]
+            )
+    results = []
+    remaining = {fp: len(group) for fp, group in groups.items()}
+    for fingerprint in order:
+        remaining[fingerprint] -= 1
+        issue = issues[fingerprint]
+        first_of_new = fingerprint in created and remaining[fingerprint] == len(groups[fingerprint]) - 1
+        results.append(IngestResult(issue, first_of_new, issue.event_count - remaining[fingerprint]))
+    return results
 
 
-def _issue_for(fingerprint: str, *, title: str, culprit: str, level: str, now) -> tuple[Issue, bool]:
-    issue = Issue.objects.filter(fingerprint=fingerprint).first()
-    if issue is not None:
-        return issue, False
+def _existing_issues(fingerprints: list[str]) -> dict[str, Issue]:
+    found: dict[str, Issue] = {}
+    for start in range(0, len(fingerprints), 500):  # SQLite's parameter limit
+        for issue in Issue.objects.filter(fingerprint__in=fingerprints[start : start + 500]):
+            found[issue.fingerprint] = issue
+    return found
+
+
+def _create_issue(fingerprint: str, first: Mapping[str, Any], *, count: int, now) -> Issue | None:
+    """The new issue of ``fingerprint`` holding ``count`` events, or None if a concurrent creator won."""
     try:
         # A savepoint: losing the race to a concurrent creator rolls back our
         # insert and its `created` message, and we count on the winner's row.
         with transaction.atomic():
-            issue = Issue.objects.create(
-                title=title[:255],
-                culprit=culprit[:255],
-                level=level,
+            return Issue.objects.create(
+                title=first["title"][:255],
+                culprit=(first.get("culprit") or "")[:255],
+                level=first.get("level") or "error",
                 fingerprint=fingerprint,
-                event_count=1,
+                event_count=count,
                 first_seen=now,
                 last_seen=now,
-                # `created` announces count 1: the next announcement starts from there.
-                announced_count=1,
+                # `created` announces this count: the next announcement starts from there.
+                announced_count=count,
                 announced_last_seen=now,
                 announced_at=now,
             )
-        return issue, True
     except IntegrityError:
-        return Issue.objects.get(fingerprint=fingerprint), False
+        return None
 
 
 def _announce_or_defer(issue: Issue, now) -> None:

@@ -20,7 +20,7 @@ from realtime.ids import IdConverter, parse_id
 from realtime.position import PositionMixin
 
 from .actor import acting_as
-from .events import ingest_event
+from .events import batch_limit, ingest_events
 from .models import Issue
 from .serializers import CommentSerializer, EventAcceptedSerializer, EventSerializer, IssueSerializer
 
@@ -129,21 +129,29 @@ class CommentListView(PositionMixin, generics.ListCreateAPIView):
 
 
 class EventIngestView(APIView):
-    """Ingest one error event: 202 with the issue it was grouped into and its count."""
+    """Ingest one error event, or a list of up to ISSUES_EVENTS_BATCH_LIMIT in one transaction.
+
+    202 with the issue each was grouped into and its count: an object for an
+    object, a list (in order) for a list.
+    """
 
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "events"
 
-    @extend_schema(request=EventSerializer, responses={202: EventAcceptedSerializer})
+    @extend_schema(
+        request=EventSerializer,
+        responses={202: EventAcceptedSerializer},
+        description="The body may also be a JSON list of events (at most ISSUES_EVENTS_BATCH_LIMIT, "
+        "default 1000); the answer is then the list of results, in order.",
+    )
     def post(self, request):
-        event = EventSerializer(data=request.data)
-        event.is_valid(raise_exception=True)
-        data = event.validated_data
-        result = ingest_event(
-            title=data["title"],
-            culprit=data["culprit"],
-            level=data["level"],
-            fingerprint=data.get("fingerprint") or None,
-        )
-        body = {"issue_id": str(result.issue.pk), "event_count": result.event_count}
-        return Response(EventAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+        many = isinstance(request.data, list)
+        if many and not request.data:
+            raise ValidationError({"events": "an empty list"})
+        if many and len(request.data) > batch_limit():
+            raise ValidationError({"events": f"at most {batch_limit()} events per request"})
+        events = EventSerializer(data=request.data, many=many)
+        events.is_valid(raise_exception=True)
+        results = ingest_events(events.validated_data if many else [events.validated_data])
+        body = [{"issue_id": str(r.issue.pk), "event_count": r.event_count} for r in results]
+        return Response(body if many else body[0], status=status.HTTP_202_ACCEPTED)
