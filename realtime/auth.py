@@ -48,3 +48,28 @@ def authenticate(raw_token: str) -> Authenticated:
 
 def seconds_left(expires_at: float) -> float:
     return expires_at - datetime.now(UTC).timestamp()
+
+
+def session_user(cookie_header: str) -> Any | None:
+    """The signed-in user of a Django session cookie, or None (runs ORM queries).
+
+    For the SSE stream of a same-site page (PROTOCOL.md section 13): the session
+    is checked exactly as Django's own middleware checks it (its auth hash included).
+    """
+    from http.cookies import CookieError, SimpleCookie
+    from importlib import import_module
+    from types import SimpleNamespace
+
+    from django.conf import settings
+    from django.contrib.auth import get_user
+
+    try:
+        cookies = SimpleCookie(cookie_header)
+    except CookieError:
+        return None
+    morsel = cookies.get(settings.SESSION_COOKIE_NAME)
+    if morsel is None or not morsel.value:
+        return None
+    store = import_module(settings.SESSION_ENGINE).SessionStore(morsel.value)
+    user = get_user(SimpleNamespace(session=store))
+    return user if user.is_authenticated and user.is_active else None

@@ -1,10 +1,12 @@
 """dexter-realtime, a command-line client: subscribe to channels and print messages as JSON lines.
 
     python -m realtime.client --url ws://127.0.0.1:8000 --username alice --password ... \\
-        --channel issues --channel global [--since N]
+        --channel issues --channel global [--since N] [--transport sse]
 
-It speaks protocol version 1 (docs/protocol.md) with the ``websockets`` library and
-imports nothing from Django, so operators can copy it anywhere. The one rule a
+It speaks protocol version 1 (docs/protocol.md) with the ``websockets`` library, or
+reads the server-sent events stream ``GET /sse/`` (section 13) with ``httpx``
+when ``--transport sse`` (for networks that break WebSockets), and imports
+nothing from Django, so operators can copy it anywhere. The one rule a
 caller must know: every publication is printed once and in order per channel;
 after a reconnect the client resumes each channel with ``since`` and drops
 repeats by (channel, seq). A ``reset`` line on stderr means messages were lost
@@ -255,6 +257,8 @@ class Client:
 
     async def _session(self) -> tuple[int, bool]:
         """One connection; returns (close code, whether it got as far as `connection`)."""
+        if self.args.transport == "sse":
+            return await self._sse_session()
         url = socket_url(self.args.url, self.args.client_id, self.token, self.args.batch)
         self.tracker.forget_held()
         self.gap_refs.clear()
@@ -290,6 +294,92 @@ class Client:
         except (TimeoutError, OSError, InvalidHandshake) as exc:
             self.log(f"could not connect: {exc}")
             return 1006, opened
+
+    async def _sse_session(self) -> tuple[int, bool]:
+        """One ``GET /sse/`` stream: the channels at once, resumed from their positions.
+
+        A stream has no close frame: the server's ``event: close`` carries the
+        code a socket would have been closed with, and a stream that just ends
+        reads as 1006.
+        """
+        import httpx
+        from httpx_sse import SSEError, aconnect_sse
+
+        self.tracker.forget_held()
+        params = {"channels": ",".join(self.args.channel), "client_id": self.args.client_id}
+        position = self._position()
+        if position:
+            params["since"] = position
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        # The server pings every 15 s by default: a read silent for 45 s is a dead stream.
+        timeout = httpx.Timeout(10, read=45)
+        opened = False
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as http:
+                async with aconnect_sse(
+                    http, "GET", http_base(self.args.url) + "/sse/", params=params, headers=headers
+                ) as source:
+                    response = source.response
+                    if response.status_code != 200:
+                        return await self._sse_refused(response), False
+                    async for event in source.aiter_sse():
+                        try:
+                            message = json.loads(event.data)
+                        except ValueError:
+                            continue
+                        if event.event == "close":
+                            return int(message.get("code") or 1006), opened
+                        if event.event == "connection":
+                            opened = True
+                            self._resume_from(event.id)
+                        elif event.event == "recovery":
+                            channel = message.get("channel")
+                            self.log(f"reset: messages on {channel} after {self.since.get(channel)} are gone")
+                            message = {"type": "recovery", **message}
+                        elif isinstance(message.get("channel"), str) and isinstance(message.get("seq"), int):
+                            for out in [*self.tracker.accept(message), *self.tracker.skip_gap(message["channel"])]:
+                                self.emit(out, publication=True)
+                            if self.done:
+                                return 1000, opened
+                            continue
+                        self.emit(message)
+            return 1006, opened
+        except httpx.InvalidURL as exc:
+            raise Fatal(1, f"bad --url: {exc}") from exc
+        except (httpx.HTTPError, SSEError, OSError) as exc:
+            self.log(f"stream failed: {type(exc).__name__} {exc}")
+            return 1006, opened
+
+    async def _sse_refused(self, response) -> int:
+        """A refused stream: 401 is a token to refresh, 503 a retry, anything else final."""
+        try:
+            body = json.loads(await response.aread())
+        except ValueError:
+            body = {"type": "error", "code": f"http_{response.status_code}"}
+        if response.status_code == 401:
+            self.log(f"stream refused: {body.get('code')}")
+            return CLOSE_TOKEN_INVALID
+        if response.status_code in (429, 502, 503, 504):
+            return 4503
+        self.emit(body)
+        raise Fatal(
+            1, f"cannot open the stream: HTTP {response.status_code} {body.get('code')} {body.get('channel') or ''}"
+        )
+
+    def _position(self) -> str:
+        parts = []
+        for channel in self.args.channel:
+            since = self.tracker.last.get(channel, self.since.get(channel))
+            if since is not None:
+                parts.append(f"{channel}={since}")
+        return ",".join(parts)
+
+    def _resume_from(self, position: str | None) -> None:
+        """The stream's position at its start: publications at or below it were printed already (or are gone)."""
+        for part in (position or "").split(","):
+            channel, _, seq = part.rpartition("=")
+            if channel and seq.isdigit():
+                self.tracker.last[channel] = int(seq)
 
     async def _subscribe(self, ws, channel: str) -> None:
         frame: dict[str, Any] = {"type": "subscribe", "channel": channel, "ref": f"sub:{channel}"}
@@ -380,7 +470,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--channel", action="append", help="repeatable; default: global")
     parser.add_argument("--since", type=int, help="replay messages with seq > SINCE on every channel first")
     parser.add_argument("--count", type=int, help="exit after printing this many publications")
-    parser.add_argument("--batch", action="store_true", help="connect with ?batch=1")
+    parser.add_argument("--batch", action="store_true", help="connect with ?batch=1 (WebSocket only)")
+    parser.add_argument(
+        "--transport",
+        choices=["websocket", "sse"],
+        default="websocket",
+        help="sse: read GET /sse/ over plain HTTP, where WebSockets are blocked",
+    )
     parser.add_argument("--reconnect-interval", type=float, default=1.0, help="backoff base, seconds")
     parser.add_argument("--max-reconnect-delay", type=float, default=30.0, help="backoff cap, seconds")
     parser.add_argument("--max-reconnect-attempts", type=int, default=0, help="0: keep trying")

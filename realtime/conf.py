@@ -19,6 +19,12 @@ DEFAULTS = {
     "WEBSOCKET_PRESENCE_GRACE": 5.0,
     # A client that lets this many frames pile up unsent reads too slowly (4500).
     "WEBSOCKET_SEND_QUEUE_LIMIT": 1000,
+    # Bytes written to one connection that its client has not read yet; past it, 4500.
+    "WEBSOCKET_SEND_BUFFER_LIMIT": 1048576,
+    # Server-sent events (GET /sse/): a ``: ping`` comment this often keeps proxies
+    # from closing an idle stream; ``retry:`` tells a browser how soon to reconnect (ms).
+    "REALTIME_SSE_PING_INTERVAL": 15.0,
+    "REALTIME_SSE_RETRY": 2000,
     # How long ?batch=1 connections gather publications before one frame goes out.
     "WEBSOCKET_BATCH_TICK": 0.02,
     # permessage-deflate under ``manage.py runrealtime`` (bench/README.md: off costs less).

@@ -1,4 +1,5 @@
-"""Routing of the ASGI connections: ``/ws/<client_id>/`` to the consumer, HTTP to Django.
+"""Routing of the ASGI connections: ``/ws/<client_id>/`` to the consumer, ``/sse/`` to
+the event stream (an async ASGI app, not a Django view: no thread per stream), HTTP to Django.
 
 Channels' ``ProtocolTypeRouter`` and ``URLRouter`` do the same job with an
 ``async def`` each, and ``as_asgi()`` adds a third: each keeps a coroutine frame
@@ -14,10 +15,12 @@ import re
 from channels.routing import URLRouter
 
 from .consumers import RealtimeConsumer
+from .sse import sse_application
 
 # The client id is validated by the consumer (a 403 for anything outside the
 # contract), so the route takes any segment and the trailing slash is optional.
 WEBSOCKET_PATH = re.compile(r"^/ws/(?P<client_id>[^/]*)/?$")
+SSE_PATHS = ("/sse/", "/sse")
 
 # Other WebSocket endpoints of the project, as Channels routes
 # (``re_path(r"^chat/$", ChatConsumer.as_asgi())``): tried when the path is not /ws/<client_id>/.
@@ -51,6 +54,8 @@ def protocol_router(http_application):
         if scope["type"] == "websocket":
             return websocket_application(scope, receive, send)
         if scope["type"] == "http":
+            if scope.get("path") in SSE_PATHS:
+                return sse_application(scope, receive, send)
             return http_application(scope, receive, send)
         raise ValueError(f"no application for ASGI scope type {scope['type']!r}")
 

@@ -42,6 +42,13 @@ class NotifySerializer(serializers.Serializer):
         return value
 
 
+class PresenceStatusSerializer(serializers.Serializer):
+    """The body of ``POST /api/realtime/presence/`` (for the schema; the view validates as the socket does)."""
+
+    status = serializers.ChoiceField(choices=["online", "away", "busy"])
+    activity = serializers.CharField(max_length=200, required=False, allow_null=True)
+
+
 class PresenceSerializer(serializers.Serializer):
     user_id = serializers.SerializerMethodField()
     username = serializers.CharField()

@@ -22,7 +22,7 @@ from .ids import parse_id
 from .models import Connection
 from .permissions import CanPublish, IsStaff
 from .publisher import history, publish
-from .serializers import NotifySerializer, PresenceSerializer, PublishSerializer
+from .serializers import NotifySerializer, PresenceSerializer, PresenceStatusSerializer, PublishSerializer
 
 
 class HistoryView(APIView):
@@ -73,6 +73,24 @@ class PresenceView(APIView):
         # Any reader prunes what a dead server left, so the answer is never stale.
         presence.prune_dead_servers()
         return Response(PresenceSerializer(presence.presence_list(), many=True).data)
+
+    @extend_schema(
+        request=PresenceStatusSerializer,
+        responses={200: OpenApiTypes.OBJECT},
+        description="The `presence` message of PROTOCOL.md section 3 over HTTP, for clients on SSE: "
+        "`presence_ack` on success, a section 5 `error` (400) otherwise.",
+    )
+    def post(self, request):
+        # The socket's own parser, so both transports accept and refuse exactly the same.
+        body = request.data if isinstance(request.data, dict) else None
+        try:
+            if body is None:
+                raise protocol.ProtocolError(protocol.E_INVALID_MESSAGE, "body must be a JSON object")
+            msg = protocol.parse_frame(protocol.encode({**body, "type": "presence"}))
+        except protocol.ProtocolError as exc:
+            return Response(protocol.error(exc.code, exc.message), status=status.HTTP_400_BAD_REQUEST)
+        presence.set_status(str(request.user.pk), msg.status, msg.activity)
+        return Response({"type": "presence_ack", "status": msg.status, "activity": msg.activity})
 
 
 class BroadcastView(APIView):

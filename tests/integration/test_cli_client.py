@@ -59,7 +59,13 @@ class Cli:
             return "(still running)"
         return self.proc.stderr.read()
 
-    def stop(self) -> None:
+    def stop_and_read_stderr(self) -> str:
+        self.stop(close=False)
+        return self.proc.stderr.read()
+
+    def stop(self, close: bool = True) -> None:
+        if self.proc.stdout.closed:
+            return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -67,8 +73,9 @@ class Cli:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        if close:
+            self.proc.stdout.close()
+            self.proc.stderr.close()
 
 
 @pytest.fixture
@@ -167,3 +174,34 @@ def test_channel_tracker_drops_repeats_and_holds_messages_past_a_gap():
     assert t.fill("issues", [m(4), m(5)]) == [m(4), m(5), m(6)]
     assert t.accept(m(9)) == [] and t.skip_gap("issues") == [m(9)]
     assert t.subscribed("issues", 9, 100, False) is True and t.last["issues"] == 100
+
+
+# --- --transport sse: the same client over GET /sse/ ------------------------------
+
+
+def test_cli_over_sse_replays_then_resumes_across_a_restart(server, cli):
+    server.shell(ANNOUNCE.format(message="stored"))
+    token = server.token("bob")
+    c = cli(
+        "--url", ws_base(server), "--token", token, "--transport", "sse", "--channel", "global",
+        "--since", "0", "--reconnect-interval", "0.2",
+    )  # fmt: skip
+    assert c.next(lambda m: m["type"] == "connection")["user"]["username"] == "bob"
+    assert [(m["seq"], m["message"]) for m in announcements(c, 1)] == [(1, "stored")]
+    server.shell(ANNOUNCE.format(message="live"))
+    assert [m["message"] for m in announcements(c, 1)] == ["live"]
+    server.stop()  # SIGTERM: the stream ends with event: close 4503, the client reconnects
+    server.shell(ANNOUNCE.format(message="while down"))
+    server.start()
+    server.shell(ANNOUNCE.format(message="after"))
+    got = announcements(c, 2, timeout=20)
+    assert [(m["seq"], m["message"]) for m in got] == [(3, "while down"), (4, "after")]
+    assert "closed with 4503" in c.stop_and_read_stderr()
+
+
+def test_cli_over_sse_exits_1_on_a_forbidden_channel_and_2_on_a_bad_token(server, cli):
+    c = cli("--url", ws_base(server), "--transport", "sse", "--channel", "issues")
+    assert c.proc.wait(15) == 1
+    assert c.next(lambda m: m["type"] == "error")["code"] == "forbidden"
+    bad = cli("--url", ws_base(server), "--transport", "sse", "--token", "not-a-jwt", "--channel", "global")
+    assert bad.proc.wait(15) == 2

@@ -1,0 +1,340 @@
+"""``GET /sse/?channels=...``: the server-sent events transport (PROTOCOL.md section 13).
+
+A plain async ASGI application, routed before Django (``routing.protocol_router``):
+a stream is a coroutine on the server's event loop, never a thread. Each stream
+is one more local connection of the process's hub (``hub.LocalConnection``):
+counted toward WEBSOCKET_MAX_CONNECTIONS, recorded in presence, offered
+publications by the hub like a socket, closed by it on shutdown (4503),
+takeover (4409), revocation or an administrator (4403). Before the server ends
+a stream it sends ``event: close`` with the WebSocket close code it stands for.
+
+Access is decided by ``policy.check``, history by ``publisher.history``: the
+opening of a stream is the WebSocket consumer's ``subscribe`` with ``since``
+for each channel, done once. The channel set is fixed for the life of a
+stream; a client that wants another set opens a new stream from its position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+
+from . import conf, events, policy, presence, protocol
+from .auth import AuthFailed, authenticate, seconds_left, session_user
+from .consumers import origin_allowed
+from .hub import get_hub
+from .protocol import ProtocolError, encode
+from .publisher import history
+from .sse_wire import HTTPWire
+
+logger = logging.getLogger(__name__)
+
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache, no-store"),
+    # nginx buffers proxied responses unless told not to.
+    (b"x-accel-buffering", b"no"),
+]
+STATUS_OF = {
+    protocol.E_FORBIDDEN: 403,
+    protocol.E_NOT_FOUND: 404,
+    protocol.E_TOKEN_INVALID: 401,
+    protocol.E_TOKEN_EXPIRED: 401,
+}
+E_UNAVAILABLE = "unavailable"
+
+
+class Refused(Exception):
+    """The request is answered with an HTTP error and a section 5 error body; nothing is recorded."""
+
+    def __init__(self, status: int, code: str, message: str, channel: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.channel = status, code, message, channel
+
+
+def refused(exc: ProtocolError) -> Refused:
+    return Refused(STATUS_OF.get(exc.code, 400), exc.code, exc.message, exc.channel)
+
+
+async def sse_application(scope, receive, send) -> None:
+    await EventStream(scope, receive, send).run()
+
+
+class EventStream:
+    """One ``text/event-stream`` response: a hub connection that only receives."""
+
+    def __init__(self, scope, receive, send) -> None:
+        self.scope, self.receive, self.send = scope, receive, send
+        self.hub = get_hub()
+        self.connection_id = uuid.uuid4().hex
+        self.client_id = ""
+        self.user = None
+        self.user_id: str | None = None
+        self.closed = False
+        self.registered = False
+        self.started = False
+        # channel -> the highest seq sent on this stream: the stream's position.
+        self.positions: dict[str, int] = {}
+        # Publications offered while the opening replay runs, sent after it.
+        self.held: list[tuple[str, int, str]] | None = []
+        self.wire = HTTPWire.for_send(send)
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+
+    @property
+    def last_received(self) -> float:
+        # A stream cannot send anything: it is alive while it is open (the hub's
+        # 4408 check and the coalesced heartbeat read this).
+        return time.monotonic()
+
+    # --- the request's life ---------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            channels, since = await self._admit()
+        except Refused as exc:
+            await self._refuse(exc)
+            return
+        try:
+            await self._open(channels, since)
+            while True:  # until the client goes away or close_with ends the response
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    break
+        except Exception:
+            logger.exception("SSE stream %s failed", self.connection_id)
+            await self.close_with(protocol.CLOSE_TRY_AGAIN)
+        finally:
+            await self._release()
+
+    async def _admit(self) -> tuple[list[str], dict[str, int]]:
+        """Every check of the request, in the WebSocket handshake's order; raises Refused."""
+        if self.scope.get("method") != "GET":
+            raise Refused(405, protocol.E_INVALID_MESSAGE, "use GET")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
+        self.headers = headers
+        if not origin_allowed(headers.get("origin")):
+            logger.info("refused SSE stream from origin %r", headers.get("origin"))
+            raise Refused(403, protocol.E_FORBIDDEN, "origin not allowed")
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.client_id = query.get("client_id", [""])[0] or f"sse-{self.connection_id[:16]}"
+        if not protocol.valid_client_id(self.client_id):
+            raise Refused(400, protocol.E_INVALID_MESSAGE, "client_id: 1-64 characters of A-Z a-z 0-9 _ . -")
+        names = [n for n in ",".join(query.get("channels", [])).split(",") if n.strip()]
+        if not names:
+            raise Refused(400, protocol.E_INVALID_MESSAGE, "channels is required: ?channels=issues,issue:123")
+
+        await self.hub.ensure_started(handle_signals="server" in self.scope)
+        ip = (self.scope.get("client") or ("", 0))[0] or ""
+        self.ip = ip
+        if self.hub.stopping or not self.hub.allow_connect_attempt(ip) or self.hub.at_capacity():
+            raise Refused(503, E_UNAVAILABLE, "server at capacity or restarting; try again later")
+
+        await self._authenticate(query.get("token", [""])[0], headers)
+        try:
+            since = events.parse_position(",".join(query.get("since", [])))
+            since.update(events.parse_position(headers.get("last-event-id", "")))
+        except ProtocolError as exc:
+            raise refused(exc) from None
+        channels: list[str] = []
+        for name in names:
+            try:
+                channel = (await database_sync_to_async(policy.check)(self.user, name.strip())).name
+            except ProtocolError as exc:
+                raise refused(exc) from None
+            if channel not in channels:
+                channels.append(channel)
+        if len(channels) > int(conf.get("WEBSOCKET_MAX_SUBSCRIPTIONS")):
+            raise Refused(400, protocol.E_TOO_MANY_SUBSCRIPTIONS, "too many channels")
+        return channels, {ch: since[ch] for ch in channels if ch in since}
+
+    async def _authenticate(self, token: str, headers: dict) -> None:
+        """``?token=``, else ``Authorization: Bearer``, else the session cookie; a bad token is 401."""
+        scheme, _, bearer = headers.get("authorization", "").partition(" ")
+        token = token or (bearer.strip() if scheme.lower() == "bearer" else "")
+        if token:
+            try:
+                auth = await database_sync_to_async(authenticate)(token)
+            except AuthFailed as exc:
+                raise Refused(401, exc.code, exc.message) from None
+            self.user, self.user_id = auth.user, str(auth.user.pk)
+            # As on a socket: the stream ends when its token expires (the client reopens with a fresh one).
+            delay = max(0.0, seconds_left(auth.expires_at))
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._token_expired)
+        elif "cookie" in headers:
+            user = await database_sync_to_async(session_user)(headers["cookie"])
+            if user is not None:
+                self.user, self.user_id = user, str(user.pk)
+
+    async def _open(self, channels: list[str], since: dict[str, int]) -> None:
+        """Record the connection, start the response, replay from ``since``, then go live."""
+        await database_sync_to_async(presence.connection_opened)(
+            connection_id=self.connection_id,
+            client_id=self.client_id,
+            user_id=self.user_id,
+            server_id=self.hub.server_id,
+            ip=self.ip,
+            user_agent=self.headers.get("user-agent", ""),
+        )
+        self.registered = True
+        await self.hub.add(self)
+        await self.send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        self.started = True
+        for channel in channels:  # publications from here on are held until the replay is sent
+            self.hub.subscribe(self, channel)
+        loaded = await database_sync_to_async(_load)(channels, since, int(conf.get("REALTIME_HISTORY_SIZE")))
+        if self.closed:
+            return
+        for channel, (_rows, _recovered, latest) in loaded.items():
+            # A position past the channel's latest (another database?) counts as the latest.
+            self.positions[channel] = min(since.get(channel, latest), latest)
+        hello = protocol.connection_message(
+            client_id=self.client_id,
+            connection_id=self.connection_id,
+            user=self.user,
+            heartbeat_interval=conf.get("WEBSOCKET_HEARTBEAT_INTERVAL"),
+        )
+        out = [events.retry(int(conf.get("REALTIME_SSE_RETRY"))), self._event(b"connection", encode(hello))]
+        for channel, (rows, recovered, latest) in loaded.items():
+            for seq, text in rows:
+                if seq > self.positions[channel]:
+                    self.positions[channel] = seq
+                    out.append(self._event(events.event_type(text), text))
+            # Everything up to ``latest`` is replayed now or gone from the store.
+            self.positions[channel] = max(self.positions[channel], latest)
+            self.hub.note_latest(channel, latest)
+            if not recovered:
+                out.append(self._event(b"recovery", encode({"channel": channel, "recovered": False})))
+            if channel == presence.PRESENCE_CHANNEL:
+                state = {"type": "presence_state", "channel": channel, "users": loaded.presence_users}
+                out.append(self._event(b"presence_state", encode(state)))
+        held, self.held = self.held or [], None
+        await self._emit(b"".join(out))
+        for channel, seq, text in held:
+            pending = self.offer(channel, seq, text)
+            if pending is not None:
+                await pending
+        await database_sync_to_async(presence.update_subscriptions)(self.connection_id, sorted(channels))
+        self._ping()
+
+    async def _refuse(self, exc: Refused) -> None:
+        body = encode(protocol.error(exc.code, exc.message, channel=exc.channel)).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if exc.status == 503:
+            headers.append((b"retry-after", b"2"))
+        await self.send({"type": "http.response.start", "status": exc.status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def _release(self) -> None:
+        """However the stream ended: out of the hub, its row gone, its user offline after the grace."""
+        self._stop_timers()
+        if not self.registered:
+            return
+        self.registered = False
+        self.hub.remove(self)
+        if self.hub.stopping:
+            return  # the hub clears this server's rows in one go
+        try:
+            last_one = await database_sync_to_async(presence.connection_closed)(self.connection_id, self.user_id)
+        except Exception:
+            logger.warning("could not clear connection %s; pruning will", self.connection_id, exc_info=True)
+            return
+        if last_one:
+            self.hub.schedule_offline(self.user_id)
+
+    # --- what the hub calls -----------------------------------------------------
+
+    def offer(self, channel: str, seq: int, text: str):
+        """A publication on one of this stream's channels; None when done, else an awaitable."""
+        if self.closed:
+            return None
+        if self.held is not None:
+            self.held.append((channel, seq, text))
+            return None
+        last = self.positions.get(channel)
+        if last is None or seq <= last:
+            return None
+        self.positions[channel] = seq
+        return self._write(self._event(events.event_type(text), text))
+
+    async def close_with(self, code: int, error: dict | None = None) -> None:
+        """End the stream after ``event: close`` (and ``event: error``); safe to call twice."""
+        if self.closed:
+            return
+        self._stop_timers()
+        if code == protocol.CLOSE_SLOW_CONSUMER and self.wire is not None:
+            self.wire.abort()  # what it has not read is dropped, not flushed: its memory is freed now
+            return
+        if not self.started:
+            return  # still opening: run() sees ``closed`` and ends
+        body = b""
+        if error is not None:
+            body += events.event(b"error", encode(error), None)
+        body += events.event(b"close", encode({"type": "close", "code": code}), None)
+        await self.send({"type": "http.response.body", "body": body, "more_body": False})
+
+    def flush_batch(self, frames: dict) -> None:
+        """Streams never ask for the batch tick (``?batch=1`` is a socket option)."""
+
+    # --- writing ----------------------------------------------------------------
+
+    def _event(self, kind: bytes, text: str) -> bytes:
+        return events.event(kind, text, events.format_position(self.positions))
+
+    async def _emit(self, data: bytes) -> None:
+        pending = self._write(data)
+        if pending is not None:
+            await pending
+
+    def _write(self, data: bytes):
+        """Send ``data`` now when daphne serves us (no coroutine per push), else return the ASGI send."""
+        if self.wire is None:
+            return self.send({"type": "http.response.body", "body": data, "more_body": True})
+        if self.wire.write(data) and self.wire.buffered() > int(conf.get("WEBSOCKET_SEND_BUFFER_LIMIT")):
+            logger.info("SSE stream %s reads too slowly: closed", self.connection_id)
+            return self.close_with(protocol.CLOSE_SLOW_CONSUMER)
+        return None
+
+    def _stop_timers(self) -> None:
+        self.closed = True
+        for timer in (self._ping_timer, self._expiry):
+            if timer is not None:
+                timer.cancel()
+
+    def _ping(self) -> None:
+        """``: ping`` every REALTIME_SSE_PING_INTERVAL: proxies close streams that look idle."""
+        if self.closed:
+            return
+        interval = float(conf.get("REALTIME_SSE_PING_INTERVAL"))
+        self._ping_timer = asyncio.get_running_loop().call_later(interval, self._send_ping)
+
+    def _send_ping(self) -> None:
+        if self.closed:
+            return
+        pending = self._write(events.comment("ping"))
+        if pending is not None:
+            asyncio.ensure_future(pending)
+        self._ping()
+
+    def _token_expired(self) -> None:
+        error = protocol.error(protocol.E_TOKEN_EXPIRED, "token has expired")
+        asyncio.ensure_future(self.close_with(protocol.CLOSE_TOKEN_INVALID, error))
+
+
+class _Loaded(dict):
+    presence_users: list = []
+
+
+def _load(channels: list[str], since: dict[str, int], size: int) -> _Loaded:
+    """Each channel's replay from its position (or none: live from now), in one database hop."""
+    out = _Loaded()
+    for channel in channels:
+        out[channel] = history(channel, since.get(channel, 2**62), size)
+    if presence.PRESENCE_CHANNEL in channels:
+        out.presence_users = presence.presence_state()
+    return out
