@@ -149,6 +149,26 @@ class ChannelTracker:
         return out
 
 
+SIGN_IN_ERRORS = {
+    400: "username and password are required",
+    401: "wrong username or password",
+    429: "too many sign-in attempts, try again later",
+}
+
+
+def redact(text: str, token: str | None) -> str:
+    """``text`` without ``token`` in it (a library's error may quote the URL it was given)."""
+    return text.replace(token, "<token>") if token else text
+
+
+def display_url(url: str) -> str:
+    """Scheme, host and path of ``url``: never its query (which may carry a token)."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", "")).replace(
+        f"//{parts.hostname}", f"//{parts.netloc.rpartition('@')[2]}"
+    )
+
+
 def http_base(ws_url: str) -> str:
     parts = urllib.parse.urlsplit(ws_url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
@@ -197,7 +217,7 @@ class Client:
 
     def log(self, message: str) -> None:
         if not self.args.quiet:
-            print(f"dexter-realtime: {message}", file=self.err, flush=True)
+            print(f"dexter-realtime: {redact(message, self.token)}", file=self.err, flush=True)
 
     def emit(self, message: dict, publication: bool = False) -> None:
         print(json.dumps(message, separators=(",", ":"), ensure_ascii=False), file=self.out, flush=True)
@@ -214,7 +234,9 @@ class Client:
         try:
             self.token = fetch_token(self.args.url, self.args.username, self.args.password or "")
         except urllib.error.HTTPError as exc:
-            raise Fatal(2, f"sign-in failed: HTTP {exc.code}") from exc
+            raise Fatal(
+                2, f"sign-in failed: {SIGN_IN_ERRORS.get(exc.code, 'the server said no')} (HTTP {exc.code})"
+            ) from exc
         except (OSError, ValueError, KeyError) as exc:
             raise Fatal(2, f"sign-in failed: {exc}") from exc
 
@@ -290,7 +312,8 @@ class Client:
         except ConnectionClosed as exc:
             return (exc.rcvd.code if exc.rcvd is not None else 1006), opened
         except InvalidURI as exc:
-            raise Fatal(1, f"bad --url: {exc}") from exc
+            # Its text holds the whole URL, token included: never print it.
+            raise Fatal(1, f"bad --url {display_url(self.args.url)}: use ws:// or wss://") from exc
         except (TimeoutError, OSError, InvalidHandshake) as exc:
             self.log(f"could not connect: {exc}")
             return 1006, opened
@@ -483,6 +506,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="no status lines on stderr")
     args = parser.parse_args(argv)
     args.channel = args.channel or ["global"]
+    scheme = urllib.parse.urlsplit(args.url).scheme
+    if scheme not in ("ws", "wss"):
+        better = {"http": "ws", "https": "wss"}.get(scheme)
+        hint = f" (for {display_url(args.url)} use {better}://)" if better else ""
+        parser.error(f"--url must start with ws:// or wss://{hint}")
     if args.username and args.password is None:
         parser.error("--username needs --password (or DEXTER_PASSWORD)")
     return args

@@ -44,6 +44,8 @@ DEFAULTS = {
     # garbage collector's sight, so a full collection scans only what came
     # later: pauses of every socket of 66-102 ms became 22-43 ms (bench/README.md).
     "REALTIME_GC_FREEZE": True,
+    # The longest wait between tries to reach an unreachable channel layer (realtime/outage.py).
+    "REALTIME_LAYER_RETRY_MAX": 30.0,
 }
 
 

@@ -116,8 +116,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         client = self.scope.get("client") or ("", 0)
         ip = client[0] or ""
         if self.hub.stopping or not self.hub.allow_connect_attempt(ip) or self.hub.at_capacity():
+            reason = (
+                protocol.REASON_SHUTTING_DOWN
+                if self.hub.stopping
+                else protocol.REASON_AT_CAPACITY
+                if self.hub.at_capacity()
+                else protocol.REASON_CONNECTING_TOO_FAST
+            )
             await self.accept()
-            await self.close_with(protocol.CLOSE_TRY_AGAIN)
+            await self.close_with(protocol.CLOSE_TRY_AGAIN, reason=reason)
             return
 
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -177,17 +184,22 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             protocol.CLOSE_TOKEN_INVALID, protocol.error(protocol.E_TOKEN_EXPIRED, "token has expired")
         )
 
-    async def close_with(self, code: int, error: dict | None = None) -> None:
-        """Close with a policy code, after an optional ``error`` frame. Safe to call twice."""
+    async def close_with(self, code: int, error: dict | None = None, reason: str | None = None) -> None:
+        """Close with a policy code and its reason text, after an optional ``error`` frame. Safe to call twice."""
         if self.closed:
             return
         self.closed = True
+        reason = reason or protocol.CLOSE_REASONS.get(code, "")
+        logger.debug("closing %s code=%s reason=%r", self.connection_id, code, reason)
         if error is not None:
             await self.send_message(error)
-        await self.close(code)
+        await self.close(code, reason)
 
     async def disconnect(self, code) -> None:
         self.closed = True
+        logger.debug(
+            "closed %s code=%s user=%s", getattr(self, "connection_id", "-"), code, getattr(self, "user_id", None)
+        )
         if self._expiry is not None:
             self._expiry.cancel()
         if not self.registered:
@@ -203,7 +215,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         if last_one:
             self.hub.schedule_offline(self.user_id)
-        logger.debug("disconnected %s code=%s", self.connection_id, code)
 
     # --- sending --------------------------------------------------------------
 
@@ -291,6 +302,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             ref = msg.ref
             await getattr(self, f"on_{msg.type}")(msg)
         except ProtocolError as exc:
+            logger.debug("error %s to %s: %s (channel=%s)", exc.code, self.connection_id, exc.message, exc.channel)
             await self.send_message(protocol.error(exc.code, exc.message, ref=exc.ref or ref, channel=exc.channel))
 
     def _take_rate_token(self) -> bool:
@@ -339,6 +351,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except Exception:
             self._drop(name)
             raise
+        logger.debug(
+            "subscribed %s %s since=%s latest=%s replay=%d recovered=%s",
+            name, self.connection_id, since, latest, len(rows), recovered,
+        )  # fmt: skip
         await self.send_message(
             protocol.with_ref({"type": "subscribed", "channel": name, "seq": latest, "recovered": recovered}, msg.ref)
         )
@@ -364,6 +380,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if name in self.subs:
             self._drop(name)
             await self._save_subscriptions()
+        logger.debug("unsubscribed %s %s", name, self.connection_id)
         await self.send_message(protocol.with_ref({"type": "unsubscribed", "channel": name}, msg.ref))
 
     def _drop(self, name: str) -> None:

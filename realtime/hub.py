@@ -32,11 +32,21 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
 from . import conf, doorbell, presence, publisher
-from .protocol import CLOSE_DISCONNECTED, CLOSE_HEARTBEAT_TIMEOUT, CLOSE_REPLACED, CLOSE_TRY_AGAIN
+from .outage import Outage
+from .protocol import (
+    CLOSE_DISCONNECTED,
+    CLOSE_HEARTBEAT_TIMEOUT,
+    CLOSE_REPLACED,
+    CLOSE_TRY_AGAIN,
+    REASON_SHUTTING_DOWN,
+)
 
 logger = logging.getLogger(__name__)
 
 FANOUT_GROUP = "rt.fanout"
+# The channel layer's health as this process sees it: one warning when it goes,
+# one line when it is back (realtime/outage.py); shared with the publisher's fan-out.
+LAYER = Outage("channel layer", logger, "; the database poller delivers meanwhile")
 # Seconds between automatic history prunes (REALTIME_HISTORY_SIZE / _TTL) per process.
 HISTORY_PRUNE_PERIOD = 300.0
 
@@ -49,7 +59,7 @@ class LocalConnection(Protocol):
 
     def offer(self, channel: str, seq: int, text: str) -> Awaitable | None: ...
 
-    async def close_with(self, code: int, error: dict | None = None) -> None: ...
+    async def close_with(self, code: int, error: dict | None = None, reason: str | None = None) -> None: ...
 
     def flush_batch(self, frames: dict) -> None: ...
 
@@ -173,7 +183,10 @@ class Hub:
     async def shutdown(self) -> None:
         self.stopping = True
         await asyncio.gather(
-            *(conn.close_with(CLOSE_TRY_AGAIN) for conn in list(self.connections.values())),
+            *(
+                conn.close_with(CLOSE_TRY_AGAIN, reason=REASON_SHUTTING_DOWN)
+                for conn in list(self.connections.values())
+            ),
             return_exceptions=True,
         )
         await self.db(presence.stop_server, self.server_id)
@@ -287,6 +300,8 @@ class Hub:
     async def _fan(self, channel: str, seq: int, text: str) -> None:
         self.stats["publications"] += 1
         subs = self.subscribers.get(channel)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("publication %s#%s to %d local subscribers", channel, seq, len(subs or ()))
         if not subs:
             return  # and remember nothing: no state for channels nobody here holds
         self.delivered_seq[channel] = seq
@@ -375,8 +390,10 @@ class Hub:
     async def _layer_send(self, message: dict) -> None:
         try:
             await self.layer.group_send(FANOUT_GROUP, message)
-        except Exception:
-            logger.warning("channel layer send failed: %s", message["type"], exc_info=True)
+        except Exception as exc:
+            LAYER.failed(exc)
+        else:
+            LAYER.succeeded()
 
     async def _layer_loop(self) -> None:
         channel_name = None
@@ -389,14 +406,14 @@ class Hub:
                     # (a day by default): rejoin well before that.
                     await self.layer.group_add(FANOUT_GROUP, channel_name)
                     rejoin_at = time.monotonic() + 600
+                    LAYER.succeeded()
                 message = await self.layer.receive(channel_name)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 # Redis went away: the poller keeps delivering from the store; rejoin when back.
-                logger.warning("channel layer receive failed; retrying in 1 s", exc_info=True)
                 channel_name = None
-                await asyncio.sleep(1)
+                await asyncio.sleep(LAYER.failed(exc))
                 continue
             kind = message.get("type")
             if kind == "rt.publish":
@@ -514,8 +531,8 @@ def close_connections_threadsafe(connection_ids: list[str], code: int, timeout: 
                     async_to_sync(layer.group_send)(
                         FANOUT_GROUP, {"type": "rt.close", "connection_id": connection_id, "code": code}
                     )
-                except Exception:
-                    logger.warning("channel layer send failed: rt.close", exc_info=True)
+                except Exception as exc:
+                    LAYER.failed(exc)
         return 0
 
     async def close_all() -> int:

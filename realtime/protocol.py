@@ -29,6 +29,22 @@ CLOSE_RATE_LIMITED = 4429
 CLOSE_DISCONNECTED = 4403
 CLOSE_SLOW_CONSUMER = 4500
 
+# The close frame's reason text for each policy close, so a client's log says why
+# (at most 123 bytes, RFC 6455). A closer may give a more precise one (4503's cases).
+CLOSE_REASONS = {
+    CLOSE_TOO_LARGE: "message too large",
+    CLOSE_TRY_AGAIN: "try again later",
+    CLOSE_TOKEN_INVALID: "token invalid or expired",
+    CLOSE_HEARTBEAT_TIMEOUT: "heartbeat timeout",
+    CLOSE_REPLACED: "replaced by a newer connection",
+    CLOSE_RATE_LIMITED: "rate limit exceeded",
+    CLOSE_DISCONNECTED: "disconnected by the server",
+    CLOSE_SLOW_CONSUMER: "reading too slowly",
+}
+REASON_AT_CAPACITY = "server at capacity"
+REASON_CONNECTING_TOO_FAST = "connection attempts too fast"
+REASON_SHUTTING_DOWN = "server shutting down"
+
 # --- Error codes (section 5)
 E_INVALID_JSON = "invalid_json"
 E_INVALID_MESSAGE = "invalid_message"

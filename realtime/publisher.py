@@ -120,9 +120,13 @@ def _fan_out(channel: str, seq: int, text: str, ring_udp: bool = False, origin: 
         async_to_sync(layer.group_send)(
             FANOUT_GROUP, {"type": "rt.publish", "channel": channel, "seq": seq, "text": text}
         )
-    except Exception:
+    except Exception as exc:
         # Stored already: live clients get it from the server's poller, others by resume.
-        logger.warning("fan-out of %s#%s failed; it stays in history", channel, seq, exc_info=True)
+        # One warning for the outage, not one traceback per publication.
+        from .hub import LAYER
+
+        LAYER.failed(exc)
+        logger.debug("fan-out of %s#%s failed; it stays in history", channel, seq)
 
 
 # --- history ----------------------------------------------------------------

@@ -1,6 +1,6 @@
 """daphne's ``Server``, tuned for many long-lived sockets: what ``manage.py runrealtime`` runs.
 
-Two changes, both measured in bench/README.md:
+Three changes; the first two are measured in bench/README.md:
 
 - Each WebSocket gets an ``InputQueue`` instead of an ``asyncio.Queue``: daphne
   makes one per socket to feed the application, and ``asyncio.Queue`` carries
@@ -9,6 +9,8 @@ Two changes, both measured in bench/README.md:
 - permessage-deflate is accepted when ``WEBSOCKET_COMPRESSION`` is on: daphne
   never sets autobahn's ``perMessageCompressionAccept``, so it declines every
   client's offer.
+- A close's reason text goes out in the close frame (daphne drops it), so a
+  client sees "4503 server at capacity", not a bare code.
 
 Plain ``daphne dexter.asgi:application`` serves the same application, with
 daphne's defaults.
@@ -21,6 +23,7 @@ from collections import deque
 from functools import partial
 
 from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
 
 from . import conf
 from .startup import log_serving
@@ -74,8 +77,21 @@ def accept_deflate(offers):
     return None
 
 
+class ReasonedWebSocketProtocol(WebSocketProtocol):
+    """daphne 4.2.3 drops the ASGI close's ``reason``: send it in the close frame."""
+
+    def handle_reply(self, message):
+        if message.get("type") == "websocket.close" and message.get("reason") and self.state == self.STATE_OPEN:
+            code = message.get("code") or 1000
+            self.sendClose(code=code, reason=str(message["reason"])[:120])
+            return
+        super().handle_reply(message)
+
+
 class RealtimeServer(Server):
     def listen_success(self, port):
+        # Built in run() before listening; every connection is made after this.
+        self.ws_factory.protocol = ReasonedWebSocketProtocol
         if conf.get("WEBSOCKET_COMPRESSION"):
             # run() builds ws_factory and sets its options before listening;
             # autobahn copies factory options onto each protocol when a
