@@ -1,6 +1,9 @@
 """Dexter settings. Everything a deployment changes comes from the environment.
 
 The table of every setting and its default is in README.md ("Configuration").
+A ``.env`` file beside manage.py is read when present (python-dotenv); a
+variable already in the environment wins over it. A bad value is reported by
+the system check ``realtime.E001`` in one line (realtime/conf.py).
 """
 
 import os
@@ -9,32 +12,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from dotenv import load_dotenv
+
+from realtime.conf import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# override=False: the environment wins over the file.
+load_dotenv(os.environ.get("DEXTER_ENV_FILE") or BASE_DIR / ".env", override=False)
 
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return default if value in (None, "") else int(value)
-
-
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return default if value in (None, "") else float(value)
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
+# realtime.conf's readers: a bad value falls back to the default and is reported
+# by the system check in one line, instead of a traceback at import.
+env_bool = env.bool
+env_int = env.int
+env_float = env.float
+env_list = env.list
 
 
 def _secret_key() -> str:
@@ -212,33 +203,15 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# --- Real-time layer (docs/protocol.md section 9; README "Configuration")
-WEBSOCKET_ENABLED = env_bool("WEBSOCKET_ENABLED", True)
-WEBSOCKET_HEARTBEAT_INTERVAL = env_float("WEBSOCKET_HEARTBEAT_INTERVAL", 30)
-WEBSOCKET_MAX_CONNECTIONS = env_int("WEBSOCKET_MAX_CONNECTIONS", 1000)
-WEBSOCKET_MAX_SUBSCRIPTIONS = env_int("WEBSOCKET_MAX_SUBSCRIPTIONS", 100)
-WEBSOCKET_MAX_MESSAGE_SIZE = env_int("WEBSOCKET_MAX_MESSAGE_SIZE", 65536)
-WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", [])
-WEBSOCKET_CONNECT_RATE = env_int("WEBSOCKET_CONNECT_RATE", 60)
-WEBSOCKET_MESSAGE_RATE = env_float("WEBSOCKET_MESSAGE_RATE", 20)
-WEBSOCKET_PRESENCE_GRACE = env_float("WEBSOCKET_PRESENCE_GRACE", 5)
-WEBSOCKET_SEND_QUEUE_LIMIT = env_int("WEBSOCKET_SEND_QUEUE_LIMIT", 1000)
-WEBSOCKET_SEND_BUFFER_LIMIT = env_int("WEBSOCKET_SEND_BUFFER_LIMIT", 1048576)
-REALTIME_SSE_PING_INTERVAL = env_float("REALTIME_SSE_PING_INTERVAL", 15)
-REALTIME_SSE_RETRY = env_int("REALTIME_SSE_RETRY", 2000)
-WEBSOCKET_BATCH_TICK = env_float("WEBSOCKET_BATCH_TICK", 0.02)
-WEBSOCKET_COMPRESSION = env_bool("WEBSOCKET_COMPRESSION", False)
-REALTIME_MAX_PUBLICATION_SIZE = env_int("REALTIME_MAX_PUBLICATION_SIZE", 65536)
-REALTIME_HISTORY_SIZE = env_int("REALTIME_HISTORY_SIZE", 1000)
-REALTIME_HISTORY_TTL = env_int("REALTIME_HISTORY_TTL", 86400)
-REALTIME_POLL_INTERVAL = env_float("REALTIME_POLL_INTERVAL", 2.0 if REDIS_URL else 0.25)
-REALTIME_DOORBELL = os.environ.get("REALTIME_DOORBELL") or "auto"
+# --- Real-time layer (docs/protocol.md section 9; README "Configuration").
+# The WEBSOCKET_* and REALTIME_* settings are read by realtime/conf.py itself,
+# from the environment, with their defaults and checks; set one here only to
+# fix it for every deployment. This one's default depends on the layer: with
+# Redis the layer is the doorbell and the poller only a safety net.
+if REDIS_URL and not os.environ.get("REALTIME_POLL_INTERVAL"):
+    REALTIME_POLL_INTERVAL = 2.0
 ISSUES_COUNT_COALESCE_SECONDS = env_float("ISSUES_COUNT_COALESCE_SECONDS", 1.0)
-ISSUES_EVENTS_BATCH_LIMIT = env_int("ISSUES_EVENTS_BATCH_LIMIT", 1000)
-REALTIME_NO_HISTORY = env_list("REALTIME_NO_HISTORY", [])
-REALTIME_GC_FREEZE = env_bool("REALTIME_GC_FREEZE", True)
-REALTIME_LAYER_RETRY_MAX = env_float("REALTIME_LAYER_RETRY_MAX", 30)
-REALTIME_CHANNEL_POLICY = os.environ.get("REALTIME_CHANNEL_POLICY", "realtime.policy.default_policy")
+ISSUES_EVENTS_BATCH_LIMIT = env_int("ISSUES_EVENTS_BATCH_LIMIT", 1000, positive=True)
 
 LOGGING = {
     "version": 1,

@@ -8,9 +8,13 @@ class RealtimeConfig(AppConfig):
 
     def ready(self):
         from django.contrib.auth import get_user_model
+        from django.core import checks
         from django.db import models
 
         from . import policy, registry
+        from .checks import check_settings
+
+        checks.register(check_settings, "realtime")
 
         # The kinds of realtime itself (docs/protocol.md section 2); a project's
         # apps register theirs the same way from their own ready().

@@ -1,11 +1,29 @@
-"""Real-time settings, read when asked (never at import time), with their defaults.
+"""Real-time settings: the one place they are read, with their defaults and their checks.
+
+A setting is taken from the Django settings when the project sets it there,
+else from the environment variable of the same name, else from ``DEFAULTS``.
+It is read when asked (never at import time) and checked against its type
+(the type of its default) and bounds; a bad value is a one-line error naming
+the setting and the value: at start-up, as a Django system check
+(``realtime.E001``, run by ``manage.py check``, ``migrate`` and
+``runrealtime``), and as ``ImproperlyConfigured`` if it is read anyway.
+
+``env`` reads a project's own settings from the environment with the same
+parsing (Dexter's settings.py uses it); a bad value there is recorded for the
+same system check and the default is used meanwhile, so the check can say
+so in one line instead of a traceback at import.
 
 Every limit of docs/protocol.md section 9 is one of these; README.md has the table.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from typing import Any
+
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS = {
     "WEBSOCKET_ENABLED": True,
@@ -49,8 +67,222 @@ DEFAULTS = {
 }
 
 
-def get(name: str):
-    return getattr(settings, name, DEFAULTS[name])
+# Numbers are >= 0; these must be > 0, since 0 breaks the server: a heartbeat
+# interval of 0 closes every socket at once, a limit of 0 refuses everything.
+POSITIVE = frozenset(
+    {
+        "WEBSOCKET_HEARTBEAT_INTERVAL",
+        "WEBSOCKET_MAX_CONNECTIONS",
+        "WEBSOCKET_MAX_SUBSCRIPTIONS",
+        "WEBSOCKET_MAX_MESSAGE_SIZE",
+        "WEBSOCKET_CONNECT_RATE",
+        "WEBSOCKET_MESSAGE_RATE",
+        "WEBSOCKET_SEND_QUEUE_LIMIT",
+        "WEBSOCKET_SEND_BUFFER_LIMIT",
+        "REALTIME_SSE_PING_INTERVAL",
+        "REALTIME_LAYER_RETRY_MAX",
+        "WEBSOCKET_BATCH_TICK",
+        "REALTIME_MAX_PUBLICATION_SIZE",
+        "REALTIME_HISTORY_SIZE",
+        "REALTIME_HISTORY_TTL",
+        "REALTIME_POLL_INTERVAL",
+    }
+)
+# Upper bounds past which a value cannot take effect: autobahn fails any
+# connection whose message passes 1 MiB before the application sees it.
+MAXIMUM = {"WEBSOCKET_MAX_MESSAGE_SIZE": 1048576}
+
+# Settings that take one of a few words.
+CHOICES = {"REALTIME_DOORBELL": ("auto", "off", "0", "false", "no")}
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+class InvalidSetting(ImproperlyConfigured):
+    """A setting whose value cannot be used; ``str()`` is the one-line message."""
+
+
+def parse_text(kind: type, text: str) -> Any:
+    """Parse the text of an environment variable as ``kind``; raises ValueError(why)."""
+    text = text.strip()
+    if kind is bool:
+        word = text.lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ValueError("is not a boolean (true/false, 1/0, yes/no, on/off)")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError("is not an integer") from None
+    if kind is float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError("is not a finite number")
+        return number
+    if kind is list:
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return text
+
+
+def coerce(kind: type, value: Any) -> Any:
+    """A value of ``kind`` from a Django setting (or parsed text); raises ValueError(why)."""
+    if isinstance(value, str) and kind is not str:
+        return parse_text(kind, value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError("is not a boolean")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("is not an integer")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError("is not a number")
+        return float(value)
+    if kind is list:
+        if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+            raise ValueError("is not a list of strings")
+        return list(value)
+    if not isinstance(value, str):
+        raise ValueError("is not a string")
+    return value
+
+
+def _check_bounds(name: str, value: Any) -> None:
+    if name in CHOICES and str(value).lower() not in CHOICES[name]:
+        raise ValueError("is not one of " + ", ".join(CHOICES[name]))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if name in POSITIVE and value <= 0:
+        raise ValueError("must be greater than 0")
+    if value < 0:
+        raise ValueError("must not be negative")
+    if name in MAXIMUM and value > MAXIMUM[name]:
+        raise ValueError(f"must be at most {MAXIMUM[name]}")
+
+
+def _raw(name: str) -> tuple[Any, str]:
+    """The configured value of ``name`` and where it came from."""
+    if hasattr(settings, name):
+        return getattr(settings, name), "settings"
+    text = os.environ.get(name)
+    if text is not None and text.strip() != "":
+        return text, "environment"
+    return DEFAULTS[name], "default"
+
+
+def _resolve(name: str) -> Any:
+    raw, source = _raw(name)
+    if source == "default":
+        return raw
+    try:
+        value = coerce(type(DEFAULTS[name]), raw)
+        _check_bounds(name, value)
+    except ValueError as exc:
+        where = " (from the environment)" if source == "environment" else ""
+        raise InvalidSetting(f"{name}={raw!r}{where} {exc}") from None
+    return value
+
+
+# Parsed values by (name, raw value): a frame handler reads a limit per frame,
+# and parsing it again each time would be waste. Lists are not cached (not hashable).
+_cache: dict[tuple[str, type, Any], Any] = {}
+
+
+def get(name: str) -> Any:
+    """The value of real-time setting ``name``; raises InvalidSetting (one line) when it is bad."""
+    raw, _source = _raw(name)
+    try:
+        key = (name, type(raw), raw)  # the type too: True == 1 as a dict key
+        return _cache[key]
+    except KeyError:
+        value = _resolve(name)
+        if len(_cache) < 1024:  # bounded: tests change settings often
+            _cache[key] = value
+        return value
+    except TypeError:  # an unhashable raw value (a list)
+        return _resolve(name)
+
+
+def problems() -> list[str]:
+    """One line for every real-time setting, and every project setting read with ``env``,
+    whose value is bad. Empty when all is well."""
+    found = []
+    for name in DEFAULTS:
+        try:
+            _resolve(name)
+        except InvalidSetting as exc:
+            found.append(str(exc))
+    policy = get_policy_path()
+    if policy is not None:
+        from django.utils.module_loading import import_string
+
+        try:
+            if not callable(import_string(policy)):
+                found.append(f"REALTIME_CHANNEL_POLICY={policy!r} is not a callable")
+        except ImportError as exc:
+            found.append(f"REALTIME_CHANNEL_POLICY={policy!r} cannot be imported ({exc})")
+    found.extend(env.problems)
+    return found
+
+
+def get_policy_path() -> str | None:
+    try:
+        return get("REALTIME_CHANNEL_POLICY")
+    except InvalidSetting:
+        return None
+
+
+class EnvReader:
+    """Read a project's settings from the environment with the parsing of ``get``.
+
+    ``env.int("DATABASE_CONN_MAX_AGE", 60)``: the default when unset or empty;
+    when bad, the default too, and the bad value is kept for the system check.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def _read(self, kind: type, name: str, default: Any, positive: bool = False) -> Any:
+        text = os.environ.get(name)
+        if text is None or text.strip() == "":
+            return default
+        try:
+            value = parse_text(kind, text)
+            if positive and value <= 0:
+                raise ValueError("must be greater than 0")
+        except ValueError as exc:
+            line = f"{name}={text!r} (from the environment) {exc}"
+            if line not in self.problems:
+                self.problems.append(line)
+            return default
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        return self._read(bool, name, default)
+
+    def int(self, name: str, default: int, *, positive: bool = False) -> int:
+        return self._read(int, name, default, positive)
+
+    def float(self, name: str, default: float, *, positive: bool = False) -> float:
+        return self._read(float, name, default, positive)
+
+    def list(self, name: str, default: list[str]) -> list[str]:
+        return self._read(list, name, default)
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        return self._read(str, name, default)
+
+
+env = EnvReader()
 
 
 def allowed_origins() -> list[str]:

@@ -18,10 +18,11 @@ than CPU (mobile clients on metered links).
 from __future__ import annotations
 
 import re
+import sys
 
 from daphne.cli import CommandLineInterface
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, SystemCheckError
 
 from realtime.server import RealtimeServer
 
@@ -38,12 +39,19 @@ class Command(BaseCommand):
 
     def run_from_argv(self, argv):
         # Pass daphne's own options through untouched: Django's parser would reject them.
-        self.run_daphne(list(argv[2:]))
+        try:
+            self.run_daphne(list(argv[2:]))
+        except SystemCheckError as exc:
+            # As Django's own commands end on a failed check: the lines, no traceback.
+            self.stderr.write(str(exc))
+            sys.exit(1)
 
     def handle(self, *args, **options):
         self.run_daphne([])
 
     def run_daphne(self, args: list[str]) -> None:
+        # Like runserver: a bad setting stops the start with one line naming it.
+        self.check(display_num_errors=False)
         if not any(a.startswith("--websocket_timeout") for a in args):
             # daphne's default closes every socket after 24 h with 1000 ("stay closed").
             args = ["--websocket_timeout", "-1", *args]
