@@ -180,7 +180,14 @@ AUTH_TOKEN_RATE_PER_USERNAME = os.environ.get("AUTH_TOKEN_RATE_PER_USERNAME", "1
 AUTH_TOKEN_RATE_PER_ADDRESS = os.environ.get("AUTH_TOKEN_RATE_PER_ADDRESS", "30/min")
 # The throttles' counters: this process's memory, or Redis (shared by every server) when there is one.
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "dexter.cache.RedisCacheWithLocalFallback",
+            "LOCATION": REDIS_URL,
+            # Bounded, so an unreachable Redis costs a throttled request a second at most.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
