@@ -25,9 +25,9 @@ from django.http.request import split_domain_port, validate_host
 from . import conf, policy, presence, protocol
 from .auth import AuthFailed, authenticate, seconds_left
 from .hub import get_hub
-from .protocol import ProtocolError, encode
+from .protocol import CLOSE_INTERNAL_ERROR, ProtocolError, encode
 from .publisher import history
-from .wire import DirectWire
+from .wire import SEND_GONE, DirectWire
 
 logger = logging.getLogger(__name__)
 
@@ -66,15 +66,34 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         """Channels' loop without its per-socket extras: no layer channel, and
         messages read straight from ``receive`` instead of through a task per
-        message (``await_many_dispatch``), which saves ~1 KB a socket."""
+        message (``await_many_dispatch``), which saves ~1 KB a socket.
+
+        Whatever ends it (the client's close, a reset, an exception in a handler,
+        a cancellation), ``release`` runs: an exception used to skip
+        ``disconnect()`` and leak the hub entry, the row and presence for good.
+        """
         self.scope = scope
         self.channel_layer = None
         self.base_send = send
+        self.closed = False
+        self.registered = False
+        self.connection_id = uuid.uuid4().hex
+        self.user_id: str | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._wire = None
         try:
             while True:
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
+        except Exception:
+            # A bug or a fault (a database error past its timeout): the state of
+            # this connection is unknown, so it ends with 1011 and the client
+            # resumes with ``since`` (section 5); everyone else goes on.
+            logger.exception("connection %s failed; closing it with 1011", self.connection_id)
+            await self._fail()
+        finally:
+            await self.release()
 
     async def dispatch(self, message):
         # Channels 4.3 hops to the database thread (aclose_old_connections) before
@@ -89,15 +108,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.hub = get_hub()
-        self.closed = False
-        self.registered = False
-        self.connection_id = uuid.uuid4().hex
         self.client_id = self.scope["url_route"]["kwargs"].get("client_id", "")
         self.user = None
-        self.user_id: str | None = None
         self.subs: dict[str, Subscription] = {}
         self.last_received = time.monotonic()
-        self._expiry: asyncio.TimerHandle | None = None
         self._batch: list[str] | None = None
         # Publications skip the ASGI send when daphne serves the socket (see wire.py).
         self._wire = DirectWire.for_send(self.base_send)
@@ -196,10 +210,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.close(code, reason)
 
     async def disconnect(self, code) -> None:
+        logger.debug("closed %s code=%s user=%s", self.connection_id, code, self.user_id)
+        await self.release()
+
+    async def release(self) -> None:
+        """Give back what this connection holds: its timer, its hub entry (its
+        place in the connection count), its row and its user's presence.
+        Idempotent, and safe on every exit path, cancellation included; the
+        hub also calls it for a socket that is gone while this consumer is stuck."""
         self.closed = True
-        logger.debug(
-            "closed %s code=%s user=%s", getattr(self, "connection_id", "-"), code, getattr(self, "user_id", None)
-        )
         if self._expiry is not None:
             self._expiry.cancel()
         if not self.registered:
@@ -208,18 +227,61 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.hub.remove(self)
         if self.hub.stopping:
             return  # the hub clears this server's rows in one go
+        # Shielded: daphne cancels a consumer that is slow to finish, and the
+        # row must go even then (the database thread finishes the write).
+        done = asyncio.ensure_future(
+            database_sync_to_async(presence.connection_closed)(self.connection_id, self.user_id)
+        )
         try:
-            last_one = await database_sync_to_async(presence.connection_closed)(self.connection_id, self.user_id)
+            last_one = await asyncio.shield(done)
+        except asyncio.CancelledError:
+            done.add_done_callback(self._after_release)
+            raise
         except Exception:
             logger.warning("could not clear connection %s; pruning will", self.connection_id, exc_info=True)
             return
         if last_one:
             self.hub.schedule_offline(self.user_id)
 
+    def _after_release(self, done: asyncio.Future) -> None:
+        if not done.cancelled() and done.exception() is None and done.result():
+            self.hub.schedule_offline(self.user_id)
+
+    def transport_gone(self) -> bool:
+        """The hub's check for a socket whose consumer never released it (hub.py)."""
+        return self._wire is not None and self._wire.gone()
+
+    async def _fail(self) -> None:
+        """Close with 1011 (internal error): the RFC's code, which section 5 lists
+        among those after which a client resumes. Safe when already closed."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self._wire is not None:
+                self._wire.close_internal_error()
+            else:
+                await self.base_send({"type": "websocket.close", "code": CLOSE_INTERNAL_ERROR})
+        except Exception:
+            logger.debug("closing %s with 1011 failed", self.connection_id, exc_info=True)
+
     # --- sending --------------------------------------------------------------
 
     async def send_message(self, message: dict) -> None:
-        await self.base_send({"type": "websocket.send", "text": encode(message)})
+        await self._send(encode(message))
+
+    async def _send(self, text: str) -> None:
+        """Every ASGI write of this socket. A write that fails closes the socket
+        (1011, so it resumes) instead of leaving a hole in what it received; a
+        socket already closing (autobahn's ``Disconnected``: the client's close
+        frame came in first) just stops: its ``websocket.disconnect`` follows."""
+        try:
+            await self.base_send({"type": "websocket.send", "text": text})
+        except SEND_GONE:
+            self.closed = True
+        except Exception:
+            logger.exception("write to connection %s failed; closing it with 1011", self.connection_id)
+            await self._fail()
 
     async def push(self, channel: str, seq: int, text: str) -> None:
         pending = self.offer(channel, seq, text)
@@ -246,7 +308,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if batch is None:
             if self._wire is not None and self._wire.send_text(text):
                 return None
-            return self.base_send({"type": "websocket.send", "text": text})
+            return self._send(text)
         batch.append(text)
         if len(batch) == 1:
             self.hub.flush_at_tick(self)
@@ -280,7 +342,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         text = texts[0] if len(texts) == 1 else protocol.batch_frame(texts)
         if self._wire is None or not self._wire.send_text(text):
-            await self.base_send({"type": "websocket.send", "text": text})
+            await self._send(text)
 
     # --- receiving ------------------------------------------------------------
 
@@ -361,7 +423,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         last = sub.last or 0
         for seq, text in rows:
             if seq > last:
-                await self.base_send({"type": "websocket.send", "text": text})
+                await self._send(text)
                 last = seq
         if name == presence.PRESENCE_CHANNEL:
             users = await database_sync_to_async(presence.presence_state)()
@@ -397,7 +459,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             raise
         rows, recovered, _latest = await database_sync_to_async(history)(name, msg.since, msg.limit)
         text = protocol.history_frame(name, [t for _, t in rows], recovered, msg.ref)
-        await self.base_send({"type": "websocket.send", "text": text})
+        await self._send(text)
 
     async def on_presence(self, msg) -> None:
         if self.user_id is None:

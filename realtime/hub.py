@@ -63,6 +63,10 @@ class LocalConnection(Protocol):
 
     def flush_batch(self, frames: dict) -> None: ...
 
+    def transport_gone(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
 
 class Hub:
     """Local connections, their subscriptions, and in-order delivery of publications."""
@@ -132,6 +136,7 @@ class Hub:
             asyncio.ensure_future(self._deliver_loop()),
             asyncio.ensure_future(self._poll_loop()),
             asyncio.ensure_future(self._maintenance_loop()),
+            asyncio.ensure_future(self._reap_loop()),
         ]
         if not self.layer_is_local:
             self.tasks.append(asyncio.ensure_future(self._layer_loop()))
@@ -470,6 +475,25 @@ class Hub:
                 conn = self.connections.get(connection_id)
                 if conn is not None:
                     await conn.close_with(code)
+
+    async def _reap_loop(self) -> None:
+        """The second line of defence: release a connection whose socket is gone
+        but whose consumer never did (stuck in a handler, or a path that escaped
+        its ``finally``). Seen gone on two ticks a quarter interval apart, so a
+        consumer in the middle of its own release is not raced; well within the
+        2 x interval of section 6. A loop of its own: the maintenance loop can
+        wait on a locked database for as long as the busy timeout."""
+        tick = max(0.1, float(conf.get("WEBSOCKET_HEARTBEAT_INTERVAL")) / 4)
+        suspects: set[str] = set()
+        while not self.stopping:
+            await asyncio.sleep(tick)
+            gone = {cid for cid, conn in self.connections.items() if conn.transport_gone()}
+            for cid in gone & suspects:
+                conn = self.connections.get(cid)
+                if conn is not None:
+                    logger.warning("connection %s: socket gone but never released; releasing it", cid)
+                    asyncio.ensure_future(conn.release())
+            suspects = gone - suspects
 
     def schedule_offline(self, user_id: str) -> None:
         """After the grace period, a user with no connection left goes offline."""

@@ -8,6 +8,7 @@ never build protocol dicts of their own. Nothing here touches Django settings.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ PROTOCOL_VERSION = 1
 # --- Close codes (docs/protocol.md section 5). An application may only send 1000 and
 # 3000-4999, so every policy close mirrors an HTTP status in the 4000 range.
 CLOSE_NORMAL = 1000
+# The RFC's "internal error": sent after an unexpected failure; clients resume.
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TOO_LARGE = 4413
 CLOSE_TRY_AGAIN = 4503
 CLOSE_TOKEN_INVALID = 4401
@@ -153,6 +156,45 @@ def _int_field(data: dict, key: str, ref: str | None, *, minimum: int = 0) -> in
     return value
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):  # 1e400 is valid JSON text but no float holds it
+        raise ValueError("number out of range")
+    return value
+
+
+_strict_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(value: Any) -> bool:
+    """A lone UTF-16 surrogate anywhere in a decoded value, keys included (pairs
+    decode to one character, so any surrogate left is a lone one)."""
+    if isinstance(value, str):
+        return _SURROGATE_RE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` that refuses what no valid JSON text holds (section 5,
+    ``invalid_json``): NaN, Infinity, numbers no float holds, lone surrogates.
+    They would otherwise fail later, in daphne's or SQLite's UTF-8 encoder."""
+    data = _strict_decoder.decode(text)
+    # Text from the socket is decoded UTF-8, so a surrogate can only come from a
+    # \u escape; other text (a test, a caller) is checked whole.
+    if ("\\u" in text or not text.isascii()) and _has_surrogate(data):
+        raise ValueError("lone surrogate")
+    return data
+
+
 def parse_frame(text: str | None) -> ClientMessage:
     """Parse one client frame into a ClientMessage, or raise ProtocolError.
 
@@ -162,7 +204,7 @@ def parse_frame(text: str | None) -> ClientMessage:
     if text is None:
         raise ProtocolError(E_INVALID_JSON, "frames must be JSON text, not binary")
     try:
-        data = json.loads(text)
+        data = loads_strict(text)
     except (ValueError, RecursionError):
         raise ProtocolError(E_INVALID_JSON, "frame is not valid JSON") from None
     if not isinstance(data, dict):
@@ -253,8 +295,16 @@ def envelope(message: dict, *, channel: str, seq: int, ts: str) -> dict:
 
 
 def encode(message: dict) -> str:
-    """Compact JSON, encoded once per publication and reused for every recipient."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Compact JSON, encoded once per publication and reused for every recipient.
+
+    Never text a peer cannot read: NaN and Infinity raise ValueError (a caller's
+    bug, refused before anything is stored or sent), and a lone surrogate, which
+    no UTF-8 encoder takes, becomes U+FFFD instead of failing in daphne.
+    """
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
+    if not text.isascii() and _SURROGATE_RE.search(text):
+        text = _SURROGATE_RE.sub("\ufffd", text)
+    return text
 
 
 def batch_frame(texts: list[str]) -> str:

@@ -20,6 +20,14 @@ from __future__ import annotations
 
 import functools
 
+try:
+    from autobahn.exception import Disconnected
+except ImportError:  # served without daphne/autobahn
+    SEND_GONE: tuple[type[BaseException], ...] = ()
+else:
+    # What daphne's ``send`` raises when the client's close frame came in first.
+    SEND_GONE = (Disconnected,)
+
 # The last text framed, and its frame: one entry, as a fan-out frames one text.
 _last: list = [None, b""]
 
@@ -106,6 +114,18 @@ class DirectWire:
 
     def release_handshake(self) -> None:
         release_handshake(self.protocol)
+
+    def gone(self) -> bool:
+        """daphne has seen this socket's TCP connection end (or forgotten it)."""
+        conn = self.server.connections.get(self.protocol)
+        return conn is None or bool(conn.get("disconnected"))
+
+    def close_internal_error(self) -> None:
+        """Close with 1011, as daphne does when an application crashes: autobahn's
+        public ``sendClose`` refuses every code but 1000 and 3000-4999."""
+        p = self.protocol
+        if p.state == p.STATE_OPEN:
+            p.sendCloseFrame(code=1011, isReply=False)
 
     def send_text(self, text: str) -> bool:
         """Send ``text`` as one frame; False (nothing sent) when the ASGI path must do it."""

@@ -100,3 +100,36 @@ def test_batch_frame_is_valid_json_of_the_given_messages():
 def test_envelope_puts_channel_seq_ts_after_type():
     out = protocol.envelope({"type": "announcement", "message": "hi", "seq": 99}, channel="global", seq=3, ts="T")
     assert list(out) == ["type", "channel", "seq", "ts", "message"] and out["seq"] == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type":"ping","timestamp":NaN}',
+        '{"type":"ping","timestamp":Infinity}',
+        '{"type":"ping","timestamp":-Infinity}',
+        '{"type":"ping","timestamp":1e400}',
+        r'{"type":"ping","timestamp":"\ud800"}',
+        r'{"type":"ping","timestamp":"ok \udc00"}',
+        r'{"type":"ping","\ud800":1}',
+        r'{"type":"ping","nested":[{"\udfff":"x"}]}',
+        '{"type":"ping","timestamp":"\ud800"}',  # a raw surrogate, as a Python caller could pass
+    ],
+)
+def test_what_no_json_text_holds_is_invalid_json(text):
+    with pytest.raises(ProtocolError) as exc:
+        parse_frame(text)
+    assert exc.value.code == "invalid_json"
+
+
+def test_a_surrogate_pair_is_one_valid_character():
+    msg = parse_frame(r'{"type":"ping","timestamp":"\ud83d\ude00"}')
+    assert msg.timestamp == "\U0001f600"
+
+
+def test_encode_never_writes_nan_and_replaces_lone_surrogates():
+    with pytest.raises(ValueError):
+        protocol.encode({"type": "pong", "timestamp": float("nan")})
+    text = protocol.encode({"type": "pong", "timestamp": "a\ud800b", "\udc00": 1})
+    text.encode("utf-8")  # daphne's encoder takes it
+    assert json.loads(text) == {"type": "pong", "timestamp": "a\ufffdb", "\ufffd": 1}
