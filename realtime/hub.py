@@ -63,9 +63,8 @@ class LocalConnection(Protocol):
 
     def flush_batch(self, frames: dict) -> None: ...
 
-    def transport_gone(self) -> bool: ...
-
-    async def release(self) -> None: ...
+    # Optional (a WebSocket consumer has them): ``transport_gone() -> bool`` and
+    # ``async release()``, for the reap loop.
 
 
 class Hub:
@@ -487,7 +486,7 @@ class Hub:
         suspects: set[str] = set()
         while not self.stopping:
             await asyncio.sleep(tick)
-            gone = {cid for cid, conn in self.connections.items() if conn.transport_gone()}
+            gone = {cid for cid, conn in self.connections.items() if _transport_gone(conn)}
             for cid in gone & suspects:
                 conn = self.connections.get(cid)
                 if conn is not None:
@@ -513,6 +512,16 @@ class Hub:
             await self.db(presence.finish_offline, user_id)
         except Exception:
             logger.warning("marking user %s offline failed", user_id, exc_info=True)
+
+
+def _transport_gone(conn: LocalConnection) -> bool:
+    """Whether ``conn`` says its transport is gone; SSE streams, which end with their request, cannot tell."""
+    check = getattr(conn, "transport_gone", None)
+    try:
+        return bool(check and check())
+    except Exception:
+        logger.exception("checking the transport of %s failed", conn.connection_id)
+        return False
 
 
 def _chain_signal(previous, signum: int) -> None:
