@@ -37,8 +37,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, close_old_connections, connection, connections, router, transaction
+from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -107,11 +107,8 @@ def ingest_events(events: Sequence[Mapping[str, Any]]) -> list[IngestResult]:
         bumped = [fp for fp in groups if fp not in created]
         for fingerprint in bumped:
             if fingerprint not in issues:  # lost the creation race: count on the winner's row
-                issues[fingerprint] = Issue.objects.get(fingerprint=fingerprint)
-            Issue.objects.filter(pk=issues[fingerprint].pk).update(
-                event_count=F("event_count") + len(groups[fingerprint]), last_seen=now, updated_at=now
-            )
-        issues.update(_existing_issues(bumped))  # the counts as stored now
+                issues[fingerprint] = Issue.objects.select_for_update().get(fingerprint=fingerprint)
+            _bump(issues[fingerprint], len(groups[fingerprint]), now)
         rows = Event.objects.bulk_create(
             [
                 Event(issue=issues[fp], level=ev.get("level") or "error", received_at=now)
@@ -138,9 +135,38 @@ def ingest_events(events: Sequence[Mapping[str, Any]]) -> list[IngestResult]:
 def _existing_issues(fingerprints: list[str]) -> dict[str, Issue]:
     found: dict[str, Issue] = {}
     for start in range(0, len(fingerprints), 500):  # SQLite's parameter limit
-        for issue in Issue.objects.filter(fingerprint__in=fingerprints[start : start + 500]):
+        # Locked (PostgreSQL; SQLite's write lock is held from BEGIN) in one order, so
+        # the state announced is current and concurrent batches cannot deadlock.
+        chunk = Issue.objects.filter(fingerprint__in=fingerprints[start : start + 500])
+        for issue in chunk.select_for_update().order_by("pk"):
             found[issue.fingerprint] = issue
     return found
+
+
+def _bump(issue: Issue, n: int, now) -> None:
+    """Count ``n`` more events on ``issue`` in the database, and in ``issue`` the stored result.
+
+    One ``UPDATE ... RETURNING`` round trip where the database has it (SQLite,
+    PostgreSQL): the count is the database's sum, so concurrent bumps lose nothing.
+    """
+    connection = connections[router.db_for_write(Issue)]
+    if connection.vendor not in ("sqlite", "postgresql"):
+        Issue.objects.filter(pk=issue.pk).update(event_count=F("event_count") + n, last_seen=now, updated_at=now)
+        issue.refresh_from_db(fields=["event_count"])
+    else:
+        quote = connection.ops.quote_name
+        count, seen, updated, pk = (
+            quote(Issue._meta.get_field(f).column) for f in ("event_count", "last_seen", "updated_at", "id")
+        )
+        stamp = connection.ops.adapt_datetimefield_value(now)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {quote(Issue._meta.db_table)} SET {count} = {count} + %s, {seen} = %s, {updated} = %s "
+                f"WHERE {pk} = %s RETURNING {count}",
+                [n, stamp, stamp, issue.pk],
+            )
+            issue.event_count = cursor.fetchone()[0]
+    issue.last_seen = issue.updated_at = now
 
 
 def _create_issue(fingerprint: str, first: Mapping[str, Any], *, count: int, now) -> Issue | None:
@@ -167,9 +193,10 @@ def _create_issue(fingerprint: str, first: Mapping[str, Any], *, count: int, now
 
 
 def _announce_or_defer(issue: Issue, now) -> None:
+    """``issue`` was read locked in this transaction (``_existing_issues``), so its
+    ``announced_at`` is current and deciding here needs no query of its own."""
     window = timedelta(seconds=coalesce_seconds())
-    quiet = Q(announced_at__isnull=True) | Q(announced_at__lte=now - window)
-    if Issue.objects.filter(pk=issue.pk).filter(quiet).update(announced_at=now):
+    if issue.announced_at is None or issue.announced_at <= now - window:
         _announce(issue, now)
         return
     delay = max(0.0, (issue.announced_at + window - now).total_seconds()) if issue.announced_at else 0.0
