@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import glob
 import json
 import os
 import platform
@@ -45,6 +46,7 @@ from .servers import (
     raise_nofile,
     variants,
 )
+from .services import Services
 
 RESULTS = ROOT / "bench" / "results"
 CHANNEL = "global"
@@ -582,6 +584,53 @@ def machine() -> dict:
     }
 
 
+def available_stores(opts) -> tuple[str, ...]:
+    """The --stores rows whose programs are installed (PostgreSQL's initdb, redis-server)."""
+    wanted = [s.strip() for s in opts.stores.split(",") if s.strip()]
+    have_pg = bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    have_redis = bool(shutil.which("redis-server"))
+    out = []
+    for store in wanted:
+        if store not in ("pg", "pg-redis"):
+            raise SystemExit(f"--stores: unknown {store!r} (pg, pg-redis)")
+        if not have_pg or (store == "pg-redis" and not have_redis):
+            print(f"note: skipping the dexter-ext-{store} row (PostgreSQL or Redis is not installed)", file=sys.stderr)
+            continue
+        out.append(store)
+    return tuple(out)
+
+
+def run_publish_cost(workdir: Path, template: Path, opts) -> dict:
+    """The publish-cost row (bench/publish_cost.py) on a server of its own."""
+    from .publish_cost import measure
+
+    server = ServerProcess(
+        Variant("dexter", "dexter"), workdir, template, {"EVENTS_THROTTLE": "100000000/min"}, label="dexter-cost"
+    )
+    print(f"== publish cost: {opts.cost_requests} broadcasts, as many events, {opts.cost_batches} lists", flush=True)
+    try:
+        server.start()
+        return asyncio.run(measure(server, opts))
+    except Exception as exc:  # keep the other rows: report the failure instead
+        return {"error": repr(exc)}
+    finally:
+        server.stop()
+
+
+def cost_table(cost: dict | None) -> str:
+    if not cost:
+        return ""
+    if "error" in cost:
+        return f"\npublish cost: failed: {cost['error']}\n"
+    return (
+        f"\npublish cost (server CPU, one keep-alive client, sequential): broadcast POST {cost['broadcast_cpu_ms']} ms "
+        f"({cost['broadcast_per_s']}/s); one event a POST {cost['event_cpu_ms']} ms ({cost['events_per_s_single']}/s); "
+        f"lists of {cost['batch_size']}: {cost['batch_event_cpu_ms']} ms an event, {cost['events_per_s_batched']} "
+        f"events/s; {cost['events_stored']}/{cost['events_sent']} events stored, "
+        f"{cost['issues_announced_with_final_count']}/{cost['issues']} issues announced with their final count\n"
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=1000, help="subscribers per server (default 1000)")
@@ -605,12 +654,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="both",
         help="Dexter's publisher: POST /api/realtime/broadcast/ (http) and/or publish() in another process",
     )
+    p.add_argument(
+        "--stores",
+        default="pg,pg-redis",
+        help="process-publisher rows on PostgreSQL: pg (NOTIFY doorbell, no Redis), pg-redis (empty: none)",
+    )
     p.add_argument("--publishers", type=int, default=2, help="concurrent HTTP publishers for Dexter's full phase")
     p.add_argument("--drain-timeout", type=float, default=15.0, help="seconds to wait for delivery after publishing")
     p.add_argument("--idle", type=int, default=0, help="also hold N idle authenticated connections on Dexter")
     p.add_argument("--idle-hold", type=float, default=25.0, help="seconds to hold the idle connections")
     p.add_argument("--heartbeat", type=float, default=10.0, help="WEBSOCKET_HEARTBEAT_INTERVAL for the idle run")
     p.add_argument("--profile", type=Path, default=None, help="py-spy the full phase into DIR (install py-spy)")
+    p.add_argument(
+        "--cost-requests",
+        type=int,
+        default=500,
+        help="broadcasts and single events of the publish-cost row (0: skip)",
+    )
+    p.add_argument("--cost-batches", type=int, default=40, help="event lists of the publish-cost row")
+    p.add_argument("--cost-batch-size", type=int, default=500, help="events per list (ISSUES_EVENTS_BATCH_LIMIT: 1000)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs, databases)")
     p.add_argument("--quick", action="store_true", help="a small run for CI: 20 clients, 20 messages, 3 servers")
     p.add_argument("--output", type=Path, default=None, help="JSON file (default bench/results/<time>.json)")
@@ -621,6 +683,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         opts.servers, opts.compression, opts.batch = "dexter,raw,channels", "off", "off"
         opts.publisher = "http"
         opts.drain_timeout = 10.0
+        opts.cost_requests, opts.cost_batches, opts.cost_batch_size = 20, 2, 100
+        opts.stores = ""
     return opts
 
 
@@ -635,15 +699,16 @@ def main(argv: list[str] | None = None) -> int:
         print("warning: fewer than 2 cores: server and load generator are not pinned", file=sys.stderr)
     info = machine()
     kinds = [s.strip() for s in opts.servers.split(",") if s.strip()]
-    rows: list[Variant] = variants(kinds, opts.compression, opts.batch, opts.publisher)
+    rows: list[Variant] = variants(kinds, opts.compression, opts.batch, opts.publisher, available_stores(opts))
     results: list[dict] = []
-    idle = None
+    idle = cost = None
     tmp = tempfile.mkdtemp(prefix="dexter-bench-")
     try:
         workdir = Path(tmp)
         template = prepare_template(workdir) if any(v.dexter for v in rows) or opts.idle else None
+        services = Services(workdir)
         for variant in rows:
-            server = ServerProcess(variant, workdir, template)
+            server = ServerProcess(variant, workdir, template, services=services)
             print(
                 f"== {variant.name}: {opts.clients} clients, {opts.steady_messages} steady + {opts.messages} full",
                 flush=True,
@@ -660,6 +725,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"CPU {r['full']['cpu_us_per_msg']} us/msg; {r['kb_per_conn']} KB/conn",
                 flush=True,
             )
+        if opts.cost_requests and template is not None:
+            cost = run_publish_cost(workdir, template, opts)
         if opts.idle:
             server = ServerProcess(
                 Variant("dexter", "dexter"),
@@ -677,11 +744,13 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 server.stop()
     finally:
+        if "services" in locals():
+            services.stop()
         if opts.keep:
             print(f"work directory kept: {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    report = table(results, idle)
+    report = table(results, idle) + cost_table(cost)
     print()
     print(report)
     doc = {
@@ -690,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()},
         "results": results,
         "idle": idle,
+        "publish_cost": cost,
         "table": report,
     }
     out = opts.output or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -697,7 +767,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(doc, indent=2))
     print(f"\nJSON: {out}")
     total_lost = sum(r["steady"]["lost"] + r["full"]["lost"] for r in results if r["server"] != "channels")
-    return 0 if total_lost == 0 and not (idle and "error" in idle) else 1
+    total_lost += (cost or {}).get("lost", 0)
+    return 0 if total_lost == 0 and not (idle and "error" in idle) and not (cost and "error" in cost) else 1
 
 
 if __name__ == "__main__":

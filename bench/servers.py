@@ -37,17 +37,22 @@ class Variant:
     compression: bool = False
     batch: bool = False
     external: bool = False  # Dexter fed by publish() in another process, not over HTTP
+    store: str = "sqlite"  # sqlite | pg (a PostgreSQL of the run's own, bench/services)
+    redis: bool = False  # REDIS_URL set: the channel layer carries publications across processes
 
     @property
     def dexter(self) -> bool:
         return self.kind in ("dexter", "uvicorn")
 
 
-def variants(servers: list[str], compression: str, batch: str, publisher: str = "http") -> list[Variant]:
+def variants(
+    servers: list[str], compression: str, batch: str, publisher: str = "http", stores: tuple[str, ...] = ()
+) -> list[Variant]:
     """The rows to run: --servers picks programs; --compression, --batch, --publisher add variants.
 
     Compression and the process publisher are crossed with batching only on the
-    plain daphne server, to keep the run short.
+    plain daphne server, to keep the run short. ``stores`` (``pg``, ``pg-redis``)
+    adds process-publisher rows on PostgreSQL, without and with Redis (the doorbells).
     """
     choice = {"off": [False], "on": [True], "both": [False, True]}
     comp, bat = choice[compression], choice[batch]
@@ -59,6 +64,9 @@ def variants(servers: list[str], compression: str, batch: str, publisher: str = 
                 for b in bat if kind == "dexter" and not c else [False]:
                     name = kind + ("-ext" if e else "") + ("-deflate" if c else "") + ("-batch" if b else "")
                     out.append(Variant(name, kind, c, b, e))
+    if "dexter" in servers and publisher in ("process", "both"):
+        for store in stores:
+            out.append(Variant(f"dexter-ext-{store}", "dexter", external=True, store="pg", redis=store == "pg-redis"))
     return out
 
 
@@ -155,6 +163,7 @@ class ServerProcess:
     template: Path | None
     extra_env: dict = field(default_factory=dict)
     label: str = ""  # file names of this run (default: the variant's name)
+    services: object = None  # bench.services.Services, for the PostgreSQL and Redis rows
     port: int = 0
     proc: subprocess.Popen | None = None
     env: dict = field(default_factory=dict)
@@ -180,7 +189,12 @@ class ServerProcess:
         for leftover in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             leftover.unlink(missing_ok=True)
         shutil.copy(self.template, db)
-        env = dexter_env(db, {"WEBSOCKET_COMPRESSION": "1" if self.variant.compression else "0", **self.extra_env})
+        extra = {"WEBSOCKET_COMPRESSION": "1" if self.variant.compression else "0"}
+        if self.variant.store == "pg":
+            extra["DATABASE_URL"] = self.services.fresh_database(self.name)
+        if self.variant.redis:
+            extra["REDIS_URL"] = self.services.redis_url()
+        env = dexter_env(db, {**extra, **self.extra_env})
         self.env = env
         if kind == "uvicorn":
             cmd = [py, "-m", "uvicorn", "dexter.asgi:application", "--interface", "asgi3"]
