@@ -10,7 +10,7 @@ from django.db.models import Count
 from django.utils.translation import ngettext
 
 from . import presence
-from .models import ChannelSequence, Connection, Message, Presence, ServerInstance
+from .models import ChannelMember, ChannelSequence, Connection, Message, Presence, ServerInstance
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -115,3 +115,15 @@ class ChannelSequenceAdmin(ReadOnlyAdmin):
     list_display = ("channel", "last_seq")
     search_fields = ("channel",)
     readonly_fields = ("channel", "last_seq")
+
+
+@admin.register(ChannelMember)
+class ChannelMemberAdmin(ReadOnlyAdmin):
+    """Who is on which channel, since when, doing what (section 10); rows in their reload grace show left_at."""
+
+    list_display = ("channel", "user", "activity", "since", "updated_at", "left_at", "connection_id")
+    list_filter = (("user", admin.RelatedOnlyFieldListFilter), "activity")
+    search_fields = ("channel", "user__username", "activity", "connection_id")
+    list_select_related = ("user",)
+    readonly_fields = ("channel", "user", "activity", "since", "updated_at", "left_at", "connection_id", "server_id")
+    ordering = ("channel", "since")

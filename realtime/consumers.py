@@ -24,6 +24,7 @@ from django.http.request import split_domain_port, validate_host
 
 from . import conf, policy, presence, protocol
 from .auth import AuthFailed, authenticate, seconds_left
+from .collab import CollabMixin
 from .hub import get_hub
 from .protocol import CLOSE_INTERNAL_ERROR, ProtocolError, encode
 from .publisher import history
@@ -58,7 +59,7 @@ def origin_allowed(origin: str | None) -> bool:
     return bool(domain) and validate_host(domain, [a for a in allowed if "://" not in a])
 
 
-class RealtimeConsumer(AsyncWebsocketConsumer):
+class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
     # No channel-layer channel per socket: the hub receives one layer message per
     # process and writes to local sockets itself (see hub.py).
     channel_layer_alias = "__realtime_no_layer__"
@@ -227,6 +228,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.hub.remove(self)
         if self.hub.stopping:
             return  # the hub clears this server's rows in one go
+        # Started, not awaited: like the row's release below, it finishes even
+        # if daphne cancels this handler (channel_tracker.connection_ended).
+        asyncio.ensure_future(self._presence_release())
         # Shielded: daphne cancels a consumer that is slow to finish, and the
         # row must go even then (the database thread finishes the write).
         done = asyncio.ensure_future(
@@ -399,6 +403,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if sub is None and len(self.subs) >= int(conf.get("WEBSOCKET_MAX_SUBSCRIPTIONS")):
             raise ProtocolError(protocol.E_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions", ref=msg.ref, channel=name)
         await self._check(name, msg.ref)
+        if msg.presence:
+            self._check_presence_kind(msg)
         if sub is None:
             sub = self.subs[name] = Subscription()
             self.hub.subscribe(self, name)
@@ -436,12 +442,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         for seq, text in buffered:
             await self.push(name, seq, text)
         await self._save_subscriptions()
+        if msg.presence:
+            await self._presence_join(name)
 
     async def on_unsubscribe(self, msg) -> None:
         name = protocol.parse_channel(msg.channel).name
         if name in self.subs:
             self._drop(name)
             await self._save_subscriptions()
+            await self._presence_leave(name)
         logger.debug("unsubscribed %s %s", name, self.connection_id)
         await self.send_message(protocol.with_ref({"type": "unsubscribed", "channel": name}, msg.ref))
 
@@ -464,6 +473,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def on_presence(self, msg) -> None:
         if self.user_id is None:
             raise ProtocolError(protocol.E_FORBIDDEN, "sign in to set presence", ref=msg.ref)
+        if msg.channel is not None:
+            await self._channel_activity(msg)
+            return
         await database_sync_to_async(presence.set_status)(self.user_id, msg.status, msg.activity)
         await self.send_message(
             protocol.with_ref({"type": "presence_ack", "status": msg.status, "activity": msg.activity}, msg.ref)

@@ -23,7 +23,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Protocol
@@ -100,6 +100,10 @@ class Hub:
         # Background database work runs on a thread of its own, so a slow poll or
         # prune never stalls the shared thread that consumers' ORM calls use.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-hub")
+        # Extensions (channel_tracker.py): layer message types they handle, and
+        # database work for a clean shutdown, called with this server's id.
+        self.layer_handlers: dict[str, Callable[[dict], Awaitable[None]]] = {}
+        self.shutdown_hooks: list[Callable[[str], object]] = []
 
     # --- lifecycle -------------------------------------------------------
 
@@ -193,6 +197,11 @@ class Hub:
             ),
             return_exceptions=True,
         )
+        for hook in self.shutdown_hooks:
+            try:
+                await self.db(hook, self.server_id)
+            except Exception:
+                logger.warning("shutdown hook %s failed", hook, exc_info=True)
         await self.db(presence.stop_server, self.server_id)
         # Let the close frames reach the wire before the server tears the sockets down.
         await asyncio.sleep(0.2)
@@ -430,6 +439,11 @@ class Hub:
                 conn = self.by_client.get((message["user_id"], message["client_id"]))
                 if conn is not None and conn.connection_id != message["connection_id"]:
                     await conn.close_with(CLOSE_REPLACED)
+            elif kind in self.layer_handlers:
+                try:
+                    await self.layer_handlers[kind](message)
+                except Exception:
+                    logger.exception("handling %s failed", kind)
 
     # --- heartbeats, presence grace, pruning -----------------------------
 

@@ -92,3 +92,34 @@ class Presence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.status}"
+
+
+class ChannelMember(models.Model):
+    """One connection's place in one channel's presence (PROTOCOL.md section 10).
+
+    Members are users: the rows of one user on one channel are one member, with
+    ``connections`` = their count. A row whose connection ended keeps its place
+    for the reload grace (``left_at`` set); a reconnect takes it over, so a page
+    reload is no leave and no join. ``connection_id`` is no foreign key: a
+    cascade would delete the row with its connection and lose that grace.
+    """
+
+    channel = models.CharField(max_length=100, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="channel_memberships")
+    connection_id = models.CharField(max_length=64, db_index=True)
+    server_id = models.CharField(max_length=64)
+    activity = models.CharField(max_length=200, default="viewing")
+    since = models.DateTimeField(help_text="When the user joined the channel.")
+    updated_at = models.DateTimeField(help_text="The last change of this row's activity.")
+    left_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="Its connection ended; the reload grace runs."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection_id", "channel"], name="realtime_channelmember_conn_channel")
+        ]
+        ordering = ["channel", "since"]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.channel} ({self.activity})"

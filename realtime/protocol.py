@@ -66,7 +66,9 @@ PRESENCE_STATUSES = ("online", "away", "busy")
 MAX_REF_LENGTH = 64
 MAX_ACTIVITY_LENGTH = 200
 MAX_HISTORY_LIMIT = 1000
-CLIENT_TYPES = ("subscribe", "unsubscribe", "presence", "ping", "auth", "history")
+CLIENT_TYPES = ("subscribe", "unsubscribe", "presence", "ping", "auth", "history", "signal")
+SIGNAL_EVENT_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+MAX_SIGNAL_DATA = 1024  # bytes of a signal's ``data``, encoded (section 11)
 
 ISSUE_UPDATE_TYPES = (
     "created",
@@ -145,6 +147,9 @@ class ClientMessage:
     activity: str | None = None
     timestamp: Any = None
     token: str | None = None
+    presence: bool = False  # subscribe: join the channel's presence too (section 10)
+    event: str | None = None  # signal (section 11)
+    data: Any = None
 
 
 def _int_field(data: dict, key: str, ref: str | None, *, minimum: int = 0) -> int | None:
@@ -228,7 +233,14 @@ def parse_frame(text: str | None) -> ClientMessage:
             limit = _int_field(data, "limit", ref, minimum=1)
             limit = MAX_HISTORY_LIMIT if limit is None else min(limit, MAX_HISTORY_LIMIT)
             since = since or 0
-        return ClientMessage(msg_type, ref, channel=channel, since=since, limit=limit)
+        with_presence = data.get("presence", False) if msg_type == "subscribe" else False
+        if not isinstance(with_presence, bool):
+            raise ProtocolError(E_INVALID_MESSAGE, "presence must be true or false", ref=ref, channel=channel)
+        return ClientMessage(msg_type, ref, channel=channel, since=since, limit=limit, presence=with_presence)
+    if msg_type == "presence" and "channel" in data:
+        return _parse_channel_activity(data, ref)
+    if msg_type == "signal":
+        return _parse_signal(data, ref)
     if msg_type == "presence":
         status = data.get("status")
         if status not in PRESENCE_STATUSES:
@@ -249,6 +261,47 @@ def parse_frame(text: str | None) -> ClientMessage:
     if not isinstance(token, str) or not token or len(token) > 4096:
         raise ProtocolError(E_INVALID_MESSAGE, "token is required and must be a string", ref=ref)
     return ClientMessage(msg_type, ref, token=token)
+
+
+def _channel_field(data: dict, ref: str | None) -> str:
+    channel = data.get("channel")
+    if not isinstance(channel, str) or not channel:
+        raise ProtocolError(E_INVALID_MESSAGE, "channel is required and must be a string", ref=ref)
+    return channel
+
+
+def _parse_channel_activity(data: dict, ref: str | None) -> ClientMessage:
+    """``presence`` with ``channel``: this connection's activity there (section 10); null is the default."""
+    channel = _channel_field(data, ref)
+    activity = data.get("activity")
+    if activity is not None and (not isinstance(activity, str) or len(activity) > MAX_ACTIVITY_LENGTH):
+        raise ProtocolError(
+            E_INVALID_MESSAGE,
+            f"activity must be a string of at most {MAX_ACTIVITY_LENGTH} characters",
+            ref=ref,
+            channel=channel,
+        )
+    return ClientMessage("presence", ref, channel=channel, activity=activity or None)
+
+
+def _parse_signal(data: dict, ref: str | None) -> ClientMessage:
+    """``signal`` (section 11): event 1-32 of a-z 0-9 _, data an object of at most 1 KiB encoded."""
+    channel = _channel_field(data, ref)
+    event = data.get("event")
+    if not isinstance(event, str) or not SIGNAL_EVENT_RE.match(event):
+        raise ProtocolError(E_INVALID_MESSAGE, "event must be 1-32 characters of a-z 0-9 _", ref=ref, channel=channel)
+    payload = data.get("data", {})
+    if not isinstance(payload, dict):
+        raise ProtocolError(E_INVALID_MESSAGE, "data must be an object", ref=ref, channel=channel)
+    try:
+        size = len(encode(payload).encode())
+    except UnicodeEncodeError:  # a lone surrogate: no valid JSON text holds one
+        size = MAX_SIGNAL_DATA + 1
+    if size > MAX_SIGNAL_DATA:
+        raise ProtocolError(
+            E_INVALID_MESSAGE, f"data must be at most {MAX_SIGNAL_DATA} bytes encoded", ref=ref, channel=channel
+        )
+    return ClientMessage("signal", ref, channel=channel, event=event, data=payload)
 
 
 # --- Building server messages ----------------------------------------------

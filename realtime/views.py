@@ -10,13 +10,13 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from . import conf, policy, presence, protocol
+from . import channel_presence, conf, policy, presence, protocol
 from .hub import running_hub
 from .ids import parse_id
 from .models import Connection
@@ -24,6 +24,39 @@ from .permissions import CanPublish, IsStaff
 from .publisher import history, publish
 from .serializers import NotifySerializer, PresenceSerializer, PresenceStatusSerializer, PublishSerializer
 from .sizes import message_too_large
+
+
+def _checked_channel(request, channel: str):
+    """The channel policy's answer as HTTP: 404 unknown or missing, 401 anonymous, 403 forbidden."""
+    user = request.user if request.user.is_authenticated else None
+    try:
+        return policy.check(user, channel)
+    except protocol.ProtocolError as exc:
+        if exc.code in (protocol.E_NOT_FOUND, protocol.E_UNKNOWN_CHANNEL):
+            raise NotFound(exc.message if exc.code == protocol.E_NOT_FOUND else "unknown channel") from None
+        if user is None:
+            raise NotAuthenticated("authentication required") from None
+        raise PermissionDenied(exc.message) from None
+
+
+class ChannelPresenceView(APIView):
+    """Who is on one channel (section 10), under the same policy as the socket."""
+
+    permission_classes = [AllowAny]  # the channel policy decides, as on the socket
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        description='`{"channel": ..., "count": N, "members": [...]}` of docs/protocol.md section 10.',
+    )
+    def get(self, request, channel: str):
+        name = _checked_channel(request, channel).name
+        if not channel_presence.has_presence(protocol.parse_channel(name).kind):
+            raise NotFound("this channel has no channel presence")
+        # Any reader sweeps what a dead server or an ended grace left, as the presence API prunes.
+        presence.prune_dead_servers()
+        channel_presence.sweep()
+        members = channel_presence.member_list(name)
+        return Response({"channel": name, "count": len(members), "members": members})
 
 
 class HistoryView(APIView):
