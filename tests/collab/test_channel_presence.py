@@ -179,12 +179,15 @@ async def test_resubscribing_keeps_one_membership(alice, issue):
 
 
 def test_join_and_leave_cost_one_write_each(alice, issue):
-    from realtime.models import Connection, ServerInstance
     from django.utils import timezone
+
+    from realtime.models import Connection, ServerInstance
 
     now = timezone.now()
     ServerInstance.objects.create(id="s1", hostname="h", pid=1, started_at=now, heartbeat_at=now)
-    Connection.objects.create(id="c1", client_id="t", user=alice, server_id="s1", connected_at=now, last_heartbeat_at=now)
+    Connection.objects.create(
+        id="c1", client_id="t", user=alice, server_id="s1", connected_at=now, last_heartbeat_at=now
+    )
     channel = f"issue:{issue.pk}"
 
     def writes(fn, *args) -> int:
