@@ -57,8 +57,12 @@ def test_js_client_unit_tests_pass(node):
     run_node(node, "client.test.mjs")
 
 
+def test_js_channel_presence_signal_and_position_unit_tests_pass(node):
+    run_node(node, "collab.test.mjs")
+
+
 @pytest.mark.integration
 def test_js_react_hooks_work_against_a_live_server(node, node_modules, request):
     live = request.getfixturevalue("server")
-    env = {"SERVER_URL": live.http, "TOKEN": live.token("alice")}
+    env = {"SERVER_URL": live.http, "TOKEN": live.token("alice"), "BOB_TOKEN": live.token("bob")}
     run_node(node, "hooks.test.mjs", env=env)

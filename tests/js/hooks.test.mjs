@@ -174,3 +174,81 @@ test('test_use_realtime_notifications_receives_an_assignment', { skip }, async (
   await waitFor(() => view.latest().unreadCount === 0, 'markAllRead');
   view.unmount();
 });
+
+// --- sections 10-12: load then go live, channel presence, typing -------------
+
+const BOB_TOKEN = process.env.BOB_TOKEN || '';
+
+/** A second client, as bob (or this user's other tab without `token`). */
+function otherClient(token = BOB_TOKEN, clientId = 'bob-tab') {
+  return new hooks.WebSocketClient({
+    url: SERVER_URL,
+    token,
+    clientId,
+    WebSocket: dom.window.WebSocket,
+    window: dom.window,
+    storage: null,
+    sessionStorage: null,
+  });
+}
+
+test('test_use_realtime_issue_updates_loads_then_follows_from_the_position', { skip }, async () => {
+  const issue = await api('POST', '/api/issues/', { title: 'Loaded then live (hooks test)', level: 'error' });
+  const view = render(() => hooks.useRealtimeIssueUpdates(issue.id));
+  await waitFor(() => view.latest()?.issue, 'the loaded issue');
+  assert.equal(view.latest().issue.title, 'Loaded then live (hooks test)');
+  assert.equal(view.latest().loading, false);
+  await api('PATCH', `/api/issues/${issue.id}/`, { status: 'resolved' });
+  await waitFor(() => view.latest().issue.status === 'resolved', 'the issue follows its updates');
+  await api('PATCH', `/api/issues/${issue.id}/`, { title: 'Renamed' });
+  await waitFor(() => view.latest().issue.title === 'Renamed', 'the title follows');
+  view.unmount();
+});
+
+test('test_use_realtime_issues_loads_the_list_then_follows_it', { skip }, async () => {
+  const view = render(() => hooks.useRealtimeIssues({ query: 'limit=200' }));
+  await waitFor(() => view.latest() && !view.latest().loading, 'the loaded list');
+  const issue = await api('POST', '/api/issues/', { title: 'Listed live (hooks test)', level: 'warning' });
+  await waitFor(() => view.latest().issues.some((i) => String(i.id) === String(issue.id)), 'the created issue');
+  await api('PATCH', `/api/issues/${issue.id}/`, { status: 'ignored' });
+  await waitFor(
+    () => view.latest().issues.find((i) => String(i.id) === String(issue.id))?.status === 'ignored',
+    'its row follows',
+  );
+  view.unmount();
+});
+
+test('test_use_channel_presence_and_use_typing_see_bob_join_type_and_leave', { skip: skip || !BOB_TOKEN }, async () => {
+  const issue = await api('POST', '/api/issues/', { title: 'Worked on together (hooks test)', level: 'error' });
+  const channel = `issue:${issue.id}`;
+  await waitFor(() => client.user, 'connection');
+  const view = render(() => ({ presence: hooks.useChannelPresence(channel), typing: hooks.useTyping(channel) }));
+  const usernames = () => (view.latest()?.presence.members ?? []).map((m) => `${m.username}:${m.activity}:${m.connections}`);
+  await waitFor(() => usernames().length === 1, 'this user as a member');
+  assert.deepEqual(usernames(), [`${client.user.username}:viewing:1`]);
+
+  const bob = otherClient();
+  await bob.connect();
+  await bob.subscribe(channel, { presence: true });
+  await waitFor(() => usernames().includes('bob:viewing:1'), 'bob joins');
+  await bob.setActivity(channel, 'commenting');
+  await waitFor(() => usernames().includes('bob:commenting:1'), "bob's activity");
+  assert.equal(bob.signal(channel, 'typing', {}), true);
+  await waitFor(() => view.latest().typing.typing.some((t) => t.username === 'bob'), 'bob is typing');
+  bob.signal(channel, 'typing_stop', {});
+  await waitFor(() => view.latest().typing.typing.length === 0, 'bob stopped typing');
+
+  // This user types: bob gets the signal (never this socket itself).
+  const got = [];
+  bob.onSignal(channel, 'typing', (m) => got.push(m.user_id));
+  view.latest().typing.notifyTyping();
+  await waitFor(() => got.length === 1, 'bob sees this user typing');
+  assert.equal(got[0], String(client.user.id));
+
+  await view.latest().presence.setActivity('triaging');
+  await waitFor(() => bob.members(channel).some((m) => m.activity === 'triaging'), 'bob sees the activity');
+  await bob.unsubscribe(channel);
+  await waitFor(() => !usernames().some((u) => u.startsWith('bob:')), 'bob leaves');
+  bob.close();
+  view.unmount();
+});

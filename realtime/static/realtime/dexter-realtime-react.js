@@ -12,6 +12,7 @@
 
 import { createContext, createElement, useCallback, useContext, useEffect, useMemo, useRef, useState } from 'react';
 import { WebSocketClient } from './dexter-realtime.js';
+import { loadWithPosition } from './position.js';
 
 export { WebSocketClient };
 
@@ -97,13 +98,13 @@ function ensureConnected(client) {
 }
 
 /** Take a reference-counted hold on `channel`; the first holder subscribes. */
-export function acquireChannel(client, channel) {
+export function acquireChannel(client, channel, options) {
   let counts = channelCounts.get(client);
   if (!counts) channelCounts.set(client, (counts = new Map()));
   const n = (counts.get(channel) || 0) + 1;
   counts.set(channel, n);
   // The client's subscribe is idempotent: later holders get the same promise.
-  return client.subscribe(channel);
+  return client.subscribe(channel, options);
 }
 
 /** Drop a hold taken by acquireChannel; the last holder unsubscribes. */
@@ -197,28 +198,110 @@ function invalidateIssue(queryClient, issueId) {
   return Promise.resolve(queryClient.invalidateQueries({ queryKey: ['issue', issueId] }));
 }
 
+// The fields of an issue_update's data that are the issue's own (docs/protocol.md section 4).
+const ISSUE_FIELDS = ['title', 'culprit', 'level', 'status', 'assignee', 'event_count', 'last_seen'];
+
+/** An issue (as the HTTP API gives it) after one `issue_update`. */
+export function applyIssueUpdate(issue, msg) {
+  if (!issue) return issue;
+  if (msg.update_type === 'deleted') return { ...issue, deleted: true };
+  const next = { ...issue };
+  for (const field of ISSUE_FIELDS) if (msg.data && field in msg.data) next[field] = msg.data[field];
+  return next;
+}
+
 /**
- * Live updates of one issue: subscribes to `issue:<id>`, calls `onUpdate` with
- * each `issue_update`, and invalidates the React Query key ['issue', issueId]
- * (from `queryClient`, else the provider's or configureRealtime's). A `reset`
- * of the channel (missed updates are gone) invalidates too.
+ * Load `path`, then hold `channel` from the load's Realtime-Position (section 12):
+ * `apply(msg)` gets every change after the load, none before it. A `reset` (the
+ * missed changes are gone) loads again. Returns the cleanup.
  */
-export function useRealtimeIssueUpdates(issueId, { onUpdate, queryClient } = {}) {
+function loadThenFollow(client, path, channel, { onData, onError, apply, types }) {
+  let cancelled = false;
+  let loadedAt = -1;
+  let holding = false;
+  const load = () =>
+    loadWithPosition(client, path).then(
+      ({ data, position }) => {
+        if (cancelled) return;
+        loadedAt = position[channel] ?? 0;
+        onData(data);
+        if (!holding) {
+          holding = true;
+          acquireChannel(client, channel, { since: loadedAt }).catch((err) => {
+            if (!cancelled && err && err.code !== 'unsubscribed' && err.code !== 'closed') onError(err);
+          });
+        }
+      },
+      (err) => {
+        if (!cancelled) onError(err);
+      },
+    );
+  const offs = types.map((type) =>
+    client.on(type, (msg) => {
+      // A change the load already holds (the channel was held before the load) is skipped.
+      if (!cancelled && msg.channel === channel && loadedAt >= 0 && msg.seq > loadedAt) apply(msg);
+    }),
+  );
+  offs.push(
+    client.on('reset', (event) => {
+      if (!cancelled && event.channel === channel) load();
+    }),
+  );
+  load();
+  ensureConnected(client);
+  return () => {
+    cancelled = true;
+    for (const off of offs) off();
+    if (holding) releaseChannel(client, channel);
+  };
+}
+
+/**
+ * One issue, live: loads `/api/issues/<id>/`, then subscribes to `issue:<id>`
+ * from its Realtime-Position, so no update made while loading is missed.
+ * `issue` is kept up to date; `onUpdate` gets each `issue_update` (comments are
+ * `commented` updates with `data.comment`), and the React Query key
+ * ['issue', issueId] is invalidated. `{load: false}` only subscribes.
+ */
+export function useRealtimeIssueUpdates(issueId, { onUpdate, queryClient, load = true } = {}) {
   const context = useRealtimeContext();
   const { client } = context;
   const state = useConnectionState(client);
   const [lastUpdate, setLastUpdate] = useState(null);
+  const [issue, setIssue] = useState(null);
+  const [error, setError] = useState(null);
+  const [loading, setLoading] = useState(Boolean(load));
   const onUpdateRef = useLatest(onUpdate);
   const queryClientRef = useLatest(queryClient || context.queryClient);
 
   useEffect(() => {
     if (issueId === null || issueId === undefined || issueId === '') return undefined;
     const channel = `issue:${issueId}`;
-    const offUpdate = client.on('issue_update', (msg) => {
-      if (msg.channel !== channel) return;
+    const apply = (msg) => {
+      if (msg.type !== 'issue_update') return;
       setLastUpdate(msg);
+      setIssue((current) => applyIssueUpdate(current, msg));
       if (onUpdateRef.current) onUpdateRef.current(msg);
       invalidateIssue(queryClientRef.current, issueId);
+    };
+    if (load) {
+      setLoading(true);
+      return loadThenFollow(client, `/api/issues/${encodeURIComponent(issueId)}/`, channel, {
+        types: ['issue_update'],
+        apply,
+        onData: (data) => {
+          setIssue(data);
+          setError(null);
+          setLoading(false);
+        },
+        onError: (err) => {
+          setError(err);
+          setLoading(false);
+        },
+      });
+    }
+    const offUpdate = client.on('issue_update', (msg) => {
+      if (msg.channel === channel) apply(msg);
     });
     const offReset = client.on('reset', (event) => {
       if (event.channel === channel) invalidateIssue(queryClientRef.current, issueId);
@@ -230,11 +313,151 @@ export function useRealtimeIssueUpdates(issueId, { onUpdate, queryClient } = {})
       offReset();
       releaseChannel(client, channel);
     };
-  }, [client, issueId, onUpdateRef, queryClientRef]);
+  }, [client, issueId, load, onUpdateRef, queryClientRef]);
 
   const refreshIssue = useCallback(() => invalidateIssue(queryClientRef.current, issueId), [issueId, queryClientRef]);
 
-  return { isConnected: state === 'open', lastUpdate, refreshIssue };
+  return { isConnected: state === 'open', issue, loading, error, lastUpdate, refreshIssue };
+}
+
+/**
+ * The issue list, live: loads `/api/issues/?<query>`, then subscribes to
+ * `issues` from its Realtime-Position. Updates patch their row, `created`
+ * adds one on top, `deleted` removes it.
+ */
+export function useRealtimeIssues({ query = '', onUpdate } = {}) {
+  const { client } = useRealtimeContext();
+  const state = useConnectionState(client);
+  const [issues, setIssues] = useState([]);
+  const [error, setError] = useState(null);
+  const [loading, setLoading] = useState(true);
+  const onUpdateRef = useLatest(onUpdate);
+
+  useEffect(() => {
+    setLoading(true);
+    const path = '/api/issues/' + (query ? `?${query}` : '');
+    return loadThenFollow(client, path, 'issues', {
+      types: ['issue_update'],
+      apply: (msg) => {
+        const id = String(msg.issue_id);
+        setIssues((list) => {
+          if (msg.update_type === 'deleted') return list.filter((i) => String(i.id) !== id);
+          if (!list.some((i) => String(i.id) === id)) {
+            return msg.update_type === 'created' ? [applyIssueUpdate({ id }, msg), ...list] : list;
+          }
+          return list.map((i) => (String(i.id) === id ? applyIssueUpdate(i, msg) : i));
+        });
+        if (onUpdateRef.current) onUpdateRef.current(msg);
+      },
+      onData: (data) => {
+        setIssues(Array.isArray(data) ? data : data.results || []);
+        setError(null);
+        setLoading(false);
+      },
+      onError: (err) => {
+        setError(err);
+        setLoading(false);
+      },
+    });
+  }, [client, query, onUpdateRef]);
+
+  return { isConnected: state === 'open', issues, loading, error };
+}
+
+/**
+ * Who is on `channel` (section 10): subscribes with presence and keeps its
+ * members ({user_id, username, activity, since, connections}). With
+ * `activity`, sets this connection's activity there.
+ */
+export function useChannelPresence(channel, { activity } = {}) {
+  const { client } = useRealtimeContext();
+  const state = useConnectionState(client);
+  const [members, setMembers] = useState(() => (channel ? client.members(channel) : []));
+  const [error, setError] = useState(null);
+
+  useEffect(() => {
+    if (!channel) return undefined;
+    setMembers(client.members(channel));
+    const off = client.on('members', (name, list) => {
+      if (name === channel) setMembers(list);
+    });
+    acquireChannel(client, channel, { presence: true }).then(
+      () => setError(null),
+      (err) => {
+        if (err && err.code !== 'unsubscribed' && err.code !== 'closed') setError(err);
+      },
+    );
+    ensureConnected(client);
+    return () => {
+      off();
+      releaseChannel(client, channel);
+    };
+  }, [client, channel]);
+
+  useEffect(() => {
+    if (channel && activity !== undefined) client.setActivity(channel, activity).catch(() => {});
+  }, [client, channel, activity]);
+
+  const setActivity = useCallback((value) => client.setActivity(channel, value), [client, channel]);
+  return { isConnected: state === 'open', members, setActivity, error };
+}
+
+/**
+ * "bob is typing...": `typing` lists the other users typing on `channel`
+ * ({user_id, username}); call `notifyTyping()` on each keystroke (sent at most
+ * every timeout/2 ms) and `stopTyping()` when the text is sent or cleared. A
+ * user counts as typing until `timeout` ms after their last signal.
+ */
+export function useTyping(channel, { timeout = 4000 } = {}) {
+  const { client } = useRealtimeContext();
+  const [typing, setTyping] = useState([]);
+  const lastSent = useRef(0);
+
+  useEffect(() => {
+    if (!channel) return undefined;
+    const timers = new Map(); // user_id -> timer
+    const publish = () => {
+      const members = new Map(client.members(channel).map((m) => [m.user_id, m.username]));
+      setTyping(Array.from(timers.keys()).map((id) => ({ user_id: id, username: members.get(id) ?? null })));
+    };
+    const stop = (id) => {
+      clearTimeout(timers.get(id));
+      if (timers.delete(id)) publish();
+    };
+    const offs = [
+      client.onSignal(channel, 'typing', (msg) => {
+        const id = String(msg.user_id);
+        if (client.user && String(client.user.id) === id) return; // this user's other tab
+        clearTimeout(timers.get(id));
+        timers.set(id, setTimeout(() => stop(id), timeout));
+        publish();
+      }),
+      client.onSignal(channel, 'typing_stop', (msg) => stop(String(msg.user_id))),
+      client.on('members', (name) => {
+        if (name === channel && timers.size) publish();
+      }),
+    ];
+    acquireChannel(client, channel).catch(() => {});
+    ensureConnected(client);
+    return () => {
+      for (const off of offs) off();
+      for (const timer of timers.values()) clearTimeout(timer);
+      releaseChannel(client, channel);
+    };
+  }, [client, channel, timeout]);
+
+  const notifyTyping = useCallback(() => {
+    const now = Date.now();
+    if (now - lastSent.current < timeout / 2) return false;
+    lastSent.current = now;
+    return client.signal(channel, 'typing', {});
+  }, [client, channel, timeout]);
+  const stopTyping = useCallback(() => {
+    lastSent.current = 0;
+    return client.signal(channel, 'typing_stop', {});
+  }, [client, channel]);
+
+  return { typing, notifyTyping, stopTyping };
 }
 
 function presenceStore(client) {

@@ -168,6 +168,46 @@ export interface HistoryMessage {
   ref?: string;
 }
 
+/** One member of a channel's presence (section 10): a user, with their connection count there. */
+export interface ChannelMember {
+  user_id: string;
+  username: string;
+  /** `viewing` unless the user set another with setActivity. */
+  activity: string;
+  since: string;
+  connections: number;
+}
+
+export interface ChannelPresenceMessage {
+  type: 'channel_presence';
+  channel: string;
+  members: ChannelMember[];
+}
+
+/** A changed member is a leave of the old entry and a join of the new one. */
+export interface ChannelPresenceDiffMessage {
+  type: 'channel_presence_diff';
+  channel: string;
+  joins: ChannelMember[];
+  leaves: ChannelMember[];
+}
+
+/** A passing event (section 11): never stored, no seq, never echoed to its sender. */
+export interface SignalMessage<D = Record<string, any>> {
+  type: 'signal';
+  channel: string;
+  event: string;
+  user_id: string;
+  data: D;
+}
+
+export interface SubscribeOptions {
+  /** Join the channel's presence too (issue:<id>, alert:<id>, kinds registered with presence). */
+  presence?: boolean;
+  /** Resume from this seq: the `Realtime-Position` of an HTTP load (section 12). */
+  since?: number;
+}
+
 export interface ErrorMessage {
   type: 'error';
   code: string;
@@ -210,7 +250,10 @@ export interface ClientEvents {
   alert_trigger: AlertTriggerMessage;
   presence_update: PresenceUpdateMessage;
   presence_state: PresenceStateMessage;
-  presence_ack: { type: 'presence_ack'; status: PresenceStatus; activity?: string | null; ref?: string };
+  presence_ack: { type: 'presence_ack'; status?: PresenceStatus; channel?: string; activity?: string | null; ref?: string };
+  channel_presence: ChannelPresenceMessage;
+  channel_presence_diff: ChannelPresenceDiffMessage;
+  signal: SignalMessage;
   notification: NotificationMessage;
   announcement: AnnouncementMessage;
   history: HistoryMessage;
@@ -245,17 +288,30 @@ export declare class WebSocketClient {
   /** Close for good (default code 1000). */
   close(code?: number, reason?: string): void;
   /** Resolves with the first `subscribed` reply; kept and resumed with `since` across reconnects. */
-  subscribe(channel: string): Promise<SubscribedMessage>;
+  subscribe(channel: string, options?: SubscribeOptions): Promise<SubscribedMessage>;
+  /** Members of a channel subscribed with `{presence: true}`, by username; kept up to date. */
+  members(channel: string): ChannelMember[];
+  /** This connection's activity on a channel held with presence; null: `viewing`. Re-set after reconnects. */
+  setActivity(channel: string, activity: string | null): Promise<ClientEvents['presence_ack']>;
+  /** Send a signal to the channel's other subscribers; false when not open (dropped, never queued). */
+  signal(channel: string, event: string, data?: Record<string, any>): boolean;
+  /** Signals on `channel` (of `event` only, when given); returns the remover. */
+  onSignal(channel: string, handler: (msg: SignalMessage) => void): () => void;
+  onSignal(channel: string, event: string, handler: (msg: SignalMessage) => void): () => void;
   unsubscribe(channel: string): Promise<{ type: 'unsubscribed'; channel: string }>;
   setPresence(status: 'online' | 'away' | 'busy', activity?: string | null): Promise<ClientEvents['presence_ack']>;
   /** Send a client message; resolves with the reply carrying the same `ref`, rejects with RealtimeError on `error`. */
   send<T = any>(message: { type: string; ref?: string; [field: string]: any }): Promise<T>;
   history(channel: string, since?: number, limit?: number): Promise<HistoryMessage>;
   ping(): Promise<ClientEvents['pong']>;
+  /** The access token this client uses (asked of `getToken` when it has none yet). */
+  currentToken(): Promise<string | null>;
   /** Last seq delivered on `channel`. */
   lastSeq(channel: string): number | undefined;
 
   on(type: 'status', handler: (state: ConnectionState, previous: ConnectionState) => void): () => void;
+  /** A channel's members changed (snapshot or diff); [] after unsubscribe. */
+  on(type: 'members', handler: (channel: string, members: ChannelMember[]) => void): () => void;
   on<K extends keyof ClientEvents>(type: K, handler: (event: ClientEvents[K]) => void): () => void;
   on(type: string, handler: (message: any) => void): () => void;
   off(type: string, handler: (...args: any[]) => void): void;

@@ -15,6 +15,8 @@
  * reload that channel's state from the HTTP API.
  */
 
+import { applyChannelPresence, memberList, validSignalEvent } from './channel-presence.js';
+
 export const PROTOCOL_VERSION = 1;
 
 /** Close codes of docs/protocol.md section 5, grouped by what a client does after them. */
@@ -205,6 +207,8 @@ export class WebSocketClient {
     this._buffers = new Map(); // channel -> Map(seq -> msg) held behind a gap
     this._gapFills = new Set(); // channels with a history request in flight
     this._presence = null; // {status, activity, d} re-sent after every reconnect
+    this._members = new Map(); // channel -> Map(user_id -> member), section 10
+    this._activities = new Map(); // channel -> activity, re-sent after every re-subscribe
     this._openD = null;
     /** The last `connection` message (user, heartbeat_interval, ...). */
     this.connection = null;
@@ -233,6 +237,12 @@ export class WebSocketClient {
   /** Channels this client holds (or will hold once open). */
   get channels() {
     return Array.from(this._subs.keys());
+  }
+
+  /** The access token this client uses (from `getToken` when it has none yet), for HTTP calls. */
+  async currentToken() {
+    if (!this._token && this._getToken) this._token = (await this._getToken()) || null;
+    return this._token;
   }
 
   /** Last seq delivered on `channel` (undefined if none yet). */
@@ -291,19 +301,68 @@ export class WebSocketClient {
    * reconnects. Resolves with the first `subscribed` reply; rejects on an `error`
    * reply (forbidden, not_found, ...), after which the channel is dropped.
    */
-  subscribe(channel) {
+  subscribe(channel, options = {}) {
     let sub = this._subs.get(channel);
-    if (sub) return sub.d.promise;
-    sub = { d: deferred() };
+    if (sub) {
+      if (options.presence && !sub.presence) {
+        // Held already without presence: join it now (a subscribe again is allowed).
+        sub.presence = true;
+        if (this._state === 'open') this._sendSubscribe(channel);
+      }
+      return sub.d.promise;
+    }
+    sub = { d: deferred(), presence: Boolean(options.presence) };
     this._subs.set(channel, sub);
+    if (Number.isInteger(options.since) && options.since >= 0) {
+      // Load, then go live (section 12): resume from the Realtime-Position of the load.
+      this._lastSeq.set(channel, options.since);
+      this._buffers.delete(channel);
+    }
     if (this._state === 'open') this._sendSubscribe(channel);
     return sub.d.promise;
+  }
+
+  /** The members of `channel` (subscribed with `{presence: true}`), sorted by username. */
+  members(channel) {
+    return memberList(this._members.get(channel));
+  }
+
+  /**
+   * This connection's activity on `channel` (section 10); null: the default,
+   * `viewing`. Kept and set again after every reconnect.
+   */
+  setActivity(channel, activity) {
+    const value = activity ?? null;
+    if (value === null) this._activities.delete(channel);
+    else this._activities.set(channel, value);
+    return this._request({ type: 'presence', channel, activity: value });
+  }
+
+  /**
+   * Send a signal (section 11) to the channel's other subscribers. Fire and
+   * forget: there is no reply, and a signal sent while not open is dropped
+   * (returns false), never queued, as a stale "typing" would mislead.
+   */
+  signal(channel, event, data = {}) {
+    if (!validSignalEvent(event)) throw new TypeError('a signal event is 1-32 characters of a-z 0-9 _');
+    if (this._state !== 'open') return false;
+    return this._sendRaw({ type: 'signal', channel, event, data });
+  }
+
+  /** Call `handler(msg)` for signals on `channel` (of `event` only, when given); returns the remover. */
+  onSignal(channel, event, handler) {
+    if (typeof event === 'function') [event, handler] = [null, event];
+    return this.on('signal', (msg) => {
+      if (msg.channel === channel && (!event || msg.event === event)) handler(msg);
+    });
   }
 
   /** Stop receiving `channel`. The last seq is kept, so a later subscribe resumes. */
   unsubscribe(channel) {
     const sub = this._subs.get(channel);
     this._subs.delete(channel);
+    this._activities.delete(channel);
+    if (this._members.delete(channel)) this._emit('members', channel, []);
     this._buffers.delete(channel);
     this._gapFills.delete(channel);
     if (sub) settle(sub.d, false, new RealtimeError('unsubscribed', `unsubscribed from ${channel}`));
@@ -620,6 +679,12 @@ export class WebSocketClient {
       this._onPublication(msg);
       return;
     }
+    if ((msg.type === 'channel_presence' || msg.type === 'channel_presence_diff') && this._subs.has(msg.channel)) {
+      this._members.set(msg.channel, applyChannelPresence(this._members.get(msg.channel), msg));
+      this._deliver(msg);
+      this._emit('members', msg.channel, this.members(msg.channel));
+      return;
+    }
     this._deliver(msg);
   }
 
@@ -859,6 +924,9 @@ export class WebSocketClient {
       this._saveSeqs(channel);
       this._emit('reset', { channel, reason: latest < since ? 'seq_rewound' : 'not_recovered', from: since, to: latest });
     }
+    if (sub.presence && this._activities.has(channel)) {
+      this._request({ type: 'presence', channel, activity: this._activities.get(channel) }).catch(() => {});
+    }
     settle(sub.d, true, reply);
   }
 
@@ -867,6 +935,8 @@ export class WebSocketClient {
   _sendSubscribe(channel) {
     const since = this._lastSeq.get(channel);
     const frame = { type: 'subscribe', channel };
+    const held = this._subs.get(channel);
+    if (held && held.presence) frame.presence = true;
     if (since !== undefined) frame.since = since;
     else {
       const sub = this._subs.get(channel);
