@@ -34,14 +34,21 @@ SIGNAL_MESSAGE = "rt.signal"
 
 
 async def _send(conn, text: str) -> None:
-    """One frame to one local connection, however it is carried."""
+    """One frame to one local WebSocket connection.
+
+    Through the socket's direct wire when daphne serves it (as the hub's
+    fan-out does: no ASGI send per recipient), else the ASGI send. SSE streams
+    (no ``base_send``) carry publications only: presence and signals are
+    socket messages (section 13 serves a fixed channel set one way).
+    """
     if getattr(conn, "closed", False):
         return
-    send_text = getattr(conn, "send_text", None)
-    if send_text is not None:
-        await send_text(text)
-    else:
-        await conn.base_send({"type": "websocket.send", "text": text})
+    wire = getattr(conn, "_wire", None)
+    if wire is not None and wire.send_text(text):
+        return
+    base_send = getattr(conn, "base_send", None)
+    if base_send is not None:
+        await base_send({"type": "websocket.send", "text": text})
 
 
 def diff_frame(channel: str, old: dict[str, dict], new: dict[str, dict]) -> str | None:
