@@ -94,9 +94,15 @@ async def test_every_message_of_sections_10_and_11_on_one_server(sqlite_env, ser
     await bob.send(json.dumps({"type": "signal", "channel": channel, "event": "typing", "data": {"field": "c"}}))
     signal = await until(alice, "signal")
     assert signal["event"] == "typing" and signal["data"] == {"field": "c"} and "seq" not in signal
-    status, body = server.request("GET", f"/api/realtime/channels/{channel}/presence/", token=server.token("alice"))
+    # Off the loop: the sockets keep pinging meanwhile (a password check takes a while here).
+    token = await asyncio.to_thread(server.token, "alice")
+    status, body = await asyncio.to_thread(
+        server.request, "GET", f"/api/realtime/channels/{channel}/presence/", None, token
+    )
     assert status == 200 and body["count"] == 2
-    status, hist = server.request("GET", f"/api/realtime/channels/{channel}/history/", token=server.token("alice"))
+    status, hist = await asyncio.to_thread(
+        server.request, "GET", f"/api/realtime/channels/{channel}/history/", None, token
+    )
     assert status == 200 and all(m["type"] != "signal" for m in hist["messages"])
 
     anonymous = await websockets.connect(server.ws_url("anon"))
@@ -130,7 +136,8 @@ async def test_members_cross_servers_without_redis_and_a_killed_server_s_leave_w
     elapsed = time.monotonic() - killed
     assert names(d["leaves"]) == [("alice", "viewing", 1)] and d["joins"] == []
     assert elapsed <= 2 * HEARTBEAT, f"alice left {elapsed:.2f}s after the kill"
-    status, body = b.request("GET", f"/api/realtime/channels/{channel}/presence/", token=b.token("bob"))
+    token = await asyncio.to_thread(b.token, "bob")
+    status, body = await asyncio.to_thread(b.request, "GET", f"/api/realtime/channels/{channel}/presence/", None, token)
     assert names(body["members"]) == [("bob", "viewing", 1)]
     await bob.close()
 
