@@ -22,7 +22,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http.request import split_domain_port, validate_host
 
-from . import conf, policy, presence, protocol
+from . import conf, counters, policy, presence, protocol
 from .auth import AuthFailed, authenticate, seconds_left
 from .collab import CollabMixin
 from .hub import get_hub
@@ -204,7 +204,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
         if self.closed:
             return
         self.closed = True
-        reason = reason or protocol.CLOSE_REASONS.get(code, "")
+        reason = self._close_reason = reason or protocol.CLOSE_REASONS.get(code, "")
         logger.debug("closing %s code=%s reason=%r", self.connection_id, code, reason)
         if error is not None:
             await self.send_message(error)
@@ -212,6 +212,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
 
     async def disconnect(self, code) -> None:
         logger.debug("closed %s code=%s user=%s", self.connection_id, code, self.user_id)
+        counters.closed(code, getattr(self, "_close_reason", ""), self.connection_id, self.user_id, self.client_id)
         await self.release()
 
     async def release(self) -> None:
@@ -369,6 +370,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
             await getattr(self, f"on_{msg.type}")(msg)
         except ProtocolError as exc:
             logger.debug("error %s to %s: %s (channel=%s)", exc.code, self.connection_id, exc.message, exc.channel)
+            counters.error_sent(exc.code)
             await self.send_message(protocol.error(exc.code, exc.message, ref=exc.ref or ref, channel=exc.channel))
 
     def _take_rate_token(self) -> bool:
@@ -384,9 +386,11 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
             return True
         strikes += 1
         self._bucket = (tokens, now, strikes, window)
+        counters.rate_limited(self.connection_id, self.user_id, self.client_id)
         if strikes > 4 * rate:
             asyncio.ensure_future(self.close_with(protocol.CLOSE_RATE_LIMITED))
         else:
+            counters.error_sent(protocol.E_RATE_LIMITED)
             asyncio.ensure_future(
                 self.send_message(protocol.error(protocol.E_RATE_LIMITED, "too many messages; this one was dropped"))
             )
@@ -427,10 +431,13 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
             protocol.with_ref({"type": "subscribed", "channel": name, "seq": latest, "recovered": recovered}, msg.ref)
         )
         last = sub.last or 0
+        replayed = 0
         for seq, text in rows:
             if seq > last:
                 await self._send(text)
                 last = seq
+                replayed += 1
+        counters.replayed(replayed)
         if name == presence.PRESENCE_CHANNEL:
             users = await database_sync_to_async(presence.presence_state)()
             await self.send_message({"type": "presence_state", "channel": name, "users": users})
@@ -468,6 +475,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
             raise
         rows, recovered, _latest = await database_sync_to_async(history)(name, msg.since, msg.limit)
         text = protocol.history_frame(name, [t for _, t in rows], recovered, msg.ref)
+        counters.replayed(len(rows))
         await self._send(text)
 
     async def on_presence(self, msg) -> None:

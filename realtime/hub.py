@@ -31,7 +31,7 @@ from typing import Protocol
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
-from . import conf, doorbell, presence, publisher
+from . import conf, counters, doorbell, presence, publisher
 from .outage import Outage
 from .protocol import (
     CLOSE_DISCONNECTED,
@@ -326,6 +326,7 @@ class Hub:
             except Exception:
                 logger.exception("push to %s failed", conn.connection_id)
         self.stats["messages_out"] += len(subs)
+        counters.observe_delivery(text)
 
     def flush_at_tick(self, conn: LocalConnection) -> None:
         """``conn`` (a ``?batch=1`` socket) has a first publication waiting: send it at the next tick.

@@ -262,8 +262,10 @@ class EventStream:
         self.positions[channel] = seq
         return self._write(self._event(events.event_type(text), text))
 
-    async def close_with(self, code: int, error: dict | None = None) -> None:
-        """End the stream after ``event: close`` (and ``event: error``); safe to call twice."""
+    async def close_with(self, code: int, error: dict | None = None, reason: str | None = None) -> None:
+        """End the stream after ``event: close`` (and ``event: error``); safe to call twice.
+
+        ``reason`` is the WebSocket close frame's text; the stream's close event carries the code only."""
         if self.closed:
             return
         self._stop_timers()
