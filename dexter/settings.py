@@ -137,7 +137,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000)},
+            "CONFIG": {
+                # channels_redis listens with a 5 s BZPOPMIN, and redis-py 8 gives up
+                # on any reply after 5 s by default: a quiet listener timed out just
+                # before Redis answered (tests/integration/test_layer_idle.py).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+                "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000),
+            },
         }
     }
 else:

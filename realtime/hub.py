@@ -425,8 +425,10 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                # Redis went away: the poller keeps delivering from the store; rejoin when back.
-                channel_name = None
+                # Redis went away: the poller keeps delivering from the store; rejoin when
+                # back, with the same channel, so that a blip leaves no dead member in the
+                # group (each one would get a copy of every publication until it expires).
+                rejoin_at = 0.0
                 await asyncio.sleep(LAYER.failed(exc))
                 continue
             kind = message.get("type")
