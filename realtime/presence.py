@@ -287,7 +287,7 @@ def touch_connections(connection_ids: list[str]) -> None:
 
 
 def prune_dead_servers(stale_after: float | None = None) -> Pruned:
-    """Drop connections of servers silent for ``stale_after`` seconds; their users go offline.
+    """Drop connections of servers silent for ``stale_after`` seconds (or stopped); their users go offline.
 
     The default, one heartbeat interval, is four server heartbeats: a live
     server is never pruned, and a dead one is within 1.25 x the interval by the
@@ -306,6 +306,15 @@ def prune_dead_servers(stale_after: float | None = None) -> Pruned:
         servers, connections, offline = (
             _drop_connections(Q(server_id__in=dead), dead, grace=False) if dead else (0, 0, 0)
         )
+        # Rows of a server that had stopped already: a handshake that finished while
+        # it shut down, after stop_server() cleared its rows. Its socket was closed
+        # with the process, and a stopped server is never judged dead: drop them here,
+        # with the grace period stop_server() gives (the client reconnects elsewhere).
+        late = Q(server__stopped_at__isnull=False)
+        if Connection.objects.filter(late).exists():
+            _servers, late_connections, late_offline = _drop_connections(late, [], grace=True)
+            connections += late_connections
+            offline += late_offline
         # Grace periods whose server died or stopped before it could end them.
         for user_id in Presence.objects.filter(offline_pending_since__lt=grace_cutoff).values_list(
             "user_id", flat=True

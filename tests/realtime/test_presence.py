@@ -348,6 +348,28 @@ def test_stopped_server_leaves_its_users_the_grace_period(settings, alice):
     assert Presence.objects.get(user=alice).status == "offline"
 
 
+def test_rows_a_server_wrote_after_it_stopped_are_pruned(settings, alice, bob):
+    """Found by tests/integration/test_chaos.py: a handshake that finished while its
+    server shut down wrote its row after stop_server() had cleared the server's
+    rows. Nobody would close it (the process is gone, its row says stopped, so it
+    is never judged dead): the row and the user's "online" stayed for good."""
+    settings.WEBSOCKET_HEARTBEAT_INTERVAL = 2
+    make_server("s1")
+    make_server("live")
+    open_connection("a1", alice, "s1")
+    presence.stop_server("s1")
+    open_connection("a2", alice, "s1")  # the late one
+    open_connection("b1", bob, "live")
+    assert presence.prune_dead_servers().connections == 1
+    assert set(Connection.objects.values_list("id", flat=True)) == {"b1"}
+    # The grace period of a stopped server's users, then offline.
+    assert Presence.objects.get(user=alice).offline_pending_since is not None
+    Presence.objects.filter(user=alice).update(offline_pending_since=timezone.now() - timedelta(seconds=6))
+    assert presence.prune_dead_servers() == presence.Pruned(servers=0, connections=0, offline=1)
+    statuses = dict(Presence.objects.values_list("user__username", "status"))
+    assert statuses == {"alice": "offline", "bob": "online"}
+
+
 def test_server_heartbeat_reports_vanished_rows_and_drops_leaked_ones(settings, alice, bob):
     settings.WEBSOCKET_PRESENCE_GRACE = 5
     make_server("me")
