@@ -471,7 +471,9 @@ class Client:
         gap = self.tracker.gap(channel)
         if gap is None:
             return
-        if reply.get("type") != "history" or not reply.get("recovered", True) or len(messages) < gap[1]:
+        # Fewer than asked is the end only when the server did not stop early (``more``: its 1 MiB bound).
+        short = len(messages) < gap[1] and not reply.get("more")
+        if reply.get("type") != "history" or not reply.get("recovered", True) or short:
             self.log(f"reset: messages on {channel} after {gap[0]} are gone")
             for out in self.tracker.skip_gap(channel):
                 self.emit(out, publication=True)

@@ -323,10 +323,11 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
         return None
 
     def flush_batch(self, frames: dict) -> None:
-        """The hub's batch tick: send what gathered as one frame, right here when the wire takes it.
+        """The hub's batch tick: send what gathered, right here when the wire takes it.
 
-        ``frames`` is shared by every socket of one tick: sockets holding the same
-        publications (the common case) share one encoded frame.
+        What gathered goes out as few frames as fit under 1 MiB each (autobahn
+        refuses a larger one). ``frames`` is shared by every socket of one tick:
+        sockets holding the same publications (the common case) share them.
         """
         texts = self._batch
         if not texts or self.closed:
@@ -334,19 +335,21 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
         key = tuple(map(id, texts))
         built = frames.get(key)
         if built is None:
-            # The texts are kept with the frame, so no id in a key is reused in this tick.
-            built = frames[key] = (texts, texts[0] if len(texts) == 1 else protocol.batch_frame(texts))
-        if self._wire is not None and self._wire.send_text(built[1]):
-            self._batch = []
-            return
-        asyncio.ensure_future(self._flush_batch())
+            # The texts are kept with the frames, so no id in a key is reused in this tick.
+            built = frames[key] = (texts, protocol.batch_frames(texts))
+        out = built[1]
+        sent = 0
+        if self._wire is not None:
+            while sent < len(out) and self._wire.send_text(out[sent]):
+                sent += 1
+        self._batch = []
+        if sent < len(out):
+            asyncio.ensure_future(self._send_all(out[sent:]))
 
-    async def _flush_batch(self) -> None:
-        texts, self._batch = self._batch, []
-        if not texts or self.closed:
-            return
-        text = texts[0] if len(texts) == 1 else protocol.batch_frame(texts)
-        if self._wire is None or not self._wire.send_text(text):
+    async def _send_all(self, texts: list[str]) -> None:
+        for text in texts:
+            if self.closed:
+                return
             await self._send(text)
 
     # --- receiving ------------------------------------------------------------
@@ -423,6 +426,13 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
         except Exception:
             self._drop(name)
             raise
+        # A stored row too large for any frame (stored before
+        # REALTIME_MAX_PUBLICATION_SIZE) cannot be replayed: skip it, and say
+        # ``recovered: false`` since this client can never have that message.
+        fitting = [row for row in rows if protocol.utf8_len(row[1]) <= protocol.MAX_FRAME_SIZE]
+        if len(fitting) < len(rows):
+            logger.warning("%s: %d stored rows too large to replay, skipped", name, len(rows) - len(fitting))
+            rows, recovered = fitting, False
         logger.debug(
             "subscribed %s %s since=%s latest=%s replay=%d recovered=%s",
             name, self.connection_id, since, latest, len(rows), recovered,
@@ -474,8 +484,9 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
             exc.ref = msg.ref
             raise
         rows, recovered, _latest = await database_sync_to_async(history)(name, msg.since, msg.limit)
-        text = protocol.history_frame(name, [t for _, t in rows], recovered, msg.ref)
-        counters.replayed(len(rows))
+        # At most one frame's worth (1 MiB), ``more: true`` when it stopped early.
+        text, taken, _skipped = protocol.history_reply(name, [t for _, t in rows], recovered, msg.ref)
+        counters.replayed(taken)
         await self._send(text)
 
     async def on_presence(self, msg) -> None:

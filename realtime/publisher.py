@@ -20,16 +20,35 @@ from django.utils import timezone
 
 from . import conf, doorbell
 from .models import ChannelSequence, Message
-from .protocol import encode, envelope, iso, parse_channel
+from .protocol import encode, envelope, iso, parse_channel, utf8_len
+from .sizes import max_publication_size
 
 logger = logging.getLogger(__name__)
+
+
+class PublicationTooLarge(ValueError):
+    """``publish()`` of a message over ``REALTIME_MAX_PUBLICATION_SIZE`` bytes encoded.
+
+    Raised before anything is stored and without using a ``seq``: every client
+    could not be sent it (section 5), so no client is.
+    """
+
+    def __init__(self, channel: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"publication on {channel} is {size} bytes encoded, over REALTIME_MAX_PUBLICATION_SIZE ({limit})"
+        )
+        self.channel = channel
+        self.size = size
+        self.limit = limit
 
 
 def publish(channel: str, message: dict) -> dict:
     """Store ``message`` on ``channel`` and deliver it after commit; returns it with its envelope.
 
     ``message`` needs a ``type``; ``channel``, ``seq`` and ``ts`` are set here.
-    Call it inside the transaction of the change it announces.
+    Call it inside the transaction of the change it announces. Raises
+    ``PublicationTooLarge`` (a ValueError) past REALTIME_MAX_PUBLICATION_SIZE and
+    ValueError for NaN or Infinity, in both cases with nothing stored.
     """
     channel = parse_channel(channel).name
     if not isinstance(message.get("type"), str):
@@ -41,6 +60,10 @@ def publish(channel: str, message: dict) -> dict:
         created_at = timezone.now()
         full = envelope(message, channel=channel, seq=seq, ts=iso(created_at))
         text = encode(full)
+        size, limit = utf8_len(text), max_publication_size()
+        if size > limit:
+            # Raised inside the atomic block: the seq taken above is rolled back with it.
+            raise PublicationTooLarge(channel, size, limit)
         _insert(channel, seq, full["type"], text, created_at)
         transaction.on_commit(partial(_fan_out, channel, seq, text, bell == "udp", origin))
     return full

@@ -543,6 +543,22 @@ describe('delivery', () => {
     assert.deepEqual(seen.map((m) => m.seq), [3, 4, 5, 6, 7, 8]);
   });
 
+  test('test_history_reply_with_more_asks_again_from_its_last_seq', () => {
+    const client = openClient(['issues'], { issues: 2 });
+    const seen = record(client, 'announcement');
+    const resets = record(client, 'reset');
+    const ws = Socket.last;
+    ws.receive(pub('issues', 7));
+    const [first] = ws.sentOfType('history');
+    // The server stopped early (its 1 MiB bound): fewer than asked, more: true.
+    ws.receive({ type: 'history', channel: 'issues', messages: [pub('issues', 3), pub('issues', 4)], recovered: true, more: true, ref: first.ref });
+    const [, second] = ws.sentOfType('history');
+    assert.equal(second.since, 4);
+    ws.receive({ type: 'history', channel: 'issues', messages: [pub('issues', 5), pub('issues', 6)], recovered: true, more: false, ref: second.ref });
+    assert.deepEqual(seen.map((m) => m.seq), [3, 4, 5, 6, 7]);
+    assert.deepEqual(resets, []);
+  });
+
   test('test_gap_that_history_cannot_fill_emits_reset_and_goes_on', () => {
     const client = openClient(['issues'], { issues: 2 });
     const seen = record(client, 'announcement');

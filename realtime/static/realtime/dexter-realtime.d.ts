@@ -165,6 +165,8 @@ export interface HistoryMessage {
   channel: string;
   messages: Publication[];
   recovered: boolean;
+  /** The server stopped early (each frame is at most 1 MiB): ask again with `since` = the last seq. */
+  more: boolean;
   ref?: string;
 }
 

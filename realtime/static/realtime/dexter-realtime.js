@@ -870,7 +870,8 @@ export class WebSocketClient {
           }
           this._drain(channel);
           if (!this._buffers.has(channel)) return;
-          const exhausted = reply.recovered === false || (reply.messages || []).length < limit;
+          // Fewer than asked is the end only when the server did not stop early (`more`, its 1 MiB bound).
+          const exhausted = reply.recovered === false || (!reply.more && (reply.messages || []).length < limit);
           if (exhausted) this._skipGap(channel, 'not_recovered');
           else this._fillGap(channel);
         },
