@@ -25,7 +25,8 @@ import time
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
-from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from realtime.tokens import RevocableJWTAuthentication
 
 MAX_ENTRIES = 10_000
 
@@ -37,7 +38,8 @@ def cache_seconds() -> float:
     return float(getattr(settings, "API_AUTH_CACHE_SECONDS", 5.0))
 
 
-class CachedJWTAuthentication(JWTAuthentication):
+# The base refuses a revoked token session as well as deleted and inactive users (realtime/revocation.py).
+class CachedJWTAuthentication(RevocableJWTAuthentication):
     def authenticate(self, request):
         ttl = cache_seconds()
         header = self.get_header(request)

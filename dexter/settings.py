@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    # Logout and revocation: blacklisted refresh tokens end their session (realtime/revocation.py).
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     # Swagger UI's files served from our own static files: /api/docs/ works offline and is pinned.
     "drf_spectacular_sidecar",
@@ -203,6 +205,12 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_LIFETIME", 300)),
     "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_REFRESH_LIFETIME", 86400)),
     "UPDATE_LAST_LOGIN": False,
+    # Each sign-in is a token session (its `sid` claim): blacklisting its refresh
+    # token revokes the session's access tokens and closes its sockets.
+    "TOKEN_OBTAIN_SERIALIZER": "realtime.tokens.SessionTokenObtainPairSerializer",
+    # No rotation: a session is one refresh token, and rotating would blacklist it.
+    "ROTATE_REFRESH_TOKENS": False,
+    "BLACKLIST_AFTER_ROTATION": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Dexter API",

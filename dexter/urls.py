@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenRefreshView
+from rest_framework_simplejwt.views import TokenBlacklistView, TokenRefreshView
 
 from dexter.auth_views import ThrottledTokenObtainPairView
 from dexter.views import dashboard
@@ -14,6 +14,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", ThrottledTokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    # Logout: blacklists the refresh token, which revokes its session (realtime/revocation.py).
+    path("api/auth/logout/", TokenBlacklistView.as_view(), name="logout"),
     path("api/realtime/", include("realtime.urls")),
     path("api/", include("issues.urls")),
     path("api/", include("alerts.urls")),

@@ -28,3 +28,8 @@ class RealtimeConfig(AppConfig):
             ids=registry.INT_IDS if integer_pk else registry.STR_IDS,
             can_subscribe=policy.own_user_channel,
         )
+
+        # Revocation's immediate path: deactivated or deleted users, blacklisted tokens (4403).
+        from . import revocation_signals
+
+        revocation_signals.connect()

@@ -16,6 +16,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from .protocol import E_TOKEN_EXPIRED, E_TOKEN_INVALID
+from .revocation import SESSION_CLAIM, session_revoked
 
 
 class AuthFailed(Exception):
@@ -29,6 +30,7 @@ class AuthFailed(Exception):
 class Authenticated:
     user: Any
     expires_at: float  # a Unix timestamp
+    session: str | None = None  # the token's sign-in (revocation.py); None for tokens made without one
 
 
 def authenticate(raw_token: str) -> Authenticated:
@@ -43,7 +45,10 @@ def authenticate(raw_token: str) -> Authenticated:
     user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
     if user is None or not user.is_active:
         raise AuthFailed(E_TOKEN_INVALID, "token is invalid: no such active user")
-    return Authenticated(user=user, expires_at=float(token["exp"]))
+    session = token.get(SESSION_CLAIM)
+    if session_revoked(session):
+        raise AuthFailed(E_TOKEN_INVALID, "token is invalid: it has been revoked")
+    return Authenticated(user=user, expires_at=float(token["exp"]), session=session)
 
 
 def seconds_left(expires_at: float) -> float:

@@ -49,6 +49,8 @@ DEFAULTS = {
     "WEBSOCKET_COMPRESSION": False,
     # Bytes of one encoded publication; the HTTP API answers 400 for a write that would make a larger one.
     "REALTIME_MAX_PUBLICATION_SIZE": 65536,
+    # Seconds between each server's check of its sockets' users and token sessions (revocation.py).
+    "REALTIME_REVOCATION_INTERVAL": 5.0,
     "REALTIME_HISTORY_SIZE": 1000,
     "REALTIME_HISTORY_TTL": 86400,
     "REALTIME_POLL_INTERVAL": 0.25,
@@ -86,6 +88,7 @@ POSITIVE = frozenset(
         "REALTIME_HISTORY_SIZE",
         "REALTIME_HISTORY_TTL",
         "REALTIME_POLL_INTERVAL",
+        "REALTIME_REVOCATION_INTERVAL",
     }
 )
 # Upper bounds past which a value cannot take effect: autobahn fails any

@@ -111,6 +111,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
         self.hub = get_hub()
         self.client_id = self.scope["url_route"]["kwargs"].get("client_id", "")
         self.user = None
+        self.token_session: str | None = None  # the sign-in its token came from (revocation.py)
         self.subs: dict[str, Subscription] = {}
         self.last_received = time.monotonic()
         self._batch: list[str] | None = None
@@ -187,6 +188,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
     def _set_user(self, auth) -> None:
         self.user = auth.user
         self.user_id = str(auth.user.pk)
+        self.token_session = auth.session
         if self._expiry is not None:
             self._expiry.cancel()
         loop = asyncio.get_running_loop()

@@ -31,7 +31,7 @@ from typing import Protocol
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
-from . import conf, counters, doorbell, presence, publisher
+from . import conf, counters, doorbell, presence, publisher, revocation
 from .outage import Outage
 from .protocol import (
     CLOSE_DISCONNECTED,
@@ -56,6 +56,8 @@ class LocalConnection(Protocol):
     client_id: str
     user_id: str | None
     last_received: float
+    # Optional: the token session it authenticated with (revocation.py reads it with getattr).
+    # token_session: str | None
 
     def offer(self, channel: str, seq: int, text: str) -> Awaitable | None: ...
 
@@ -140,6 +142,8 @@ class Hub:
             asyncio.ensure_future(self._poll_loop()),
             asyncio.ensure_future(self._maintenance_loop()),
             asyncio.ensure_future(self._reap_loop()),
+            # Users deactivated or deleted, sessions blacklisted: their sockets close (4403).
+            asyncio.ensure_future(revocation.watch(self)),
         ]
         if not self.layer_is_local:
             self.tasks.append(asyncio.ensure_future(self._layer_loop()))
@@ -438,6 +442,8 @@ class Hub:
                 conn = self.connections.get(message["connection_id"])
                 if conn is not None:
                     await conn.close_with(int(message["code"]))
+            elif kind == "rt.revoke":
+                await revocation.close_matching(self, set(message["users"]), set(message["sessions"]))
             elif kind == "rt.takeover":
                 conn = self.by_client.get((message["user_id"], message["client_id"]))
                 if conn is not None and conn.connection_id != message["connection_id"]:
