@@ -75,6 +75,7 @@ class EventStream:
         self.client_id = ""
         self.user = None
         self.user_id: str | None = None
+        self.token_session: str | None = None  # the sign-in its token came from (revocation.py)
         self.closed = False
         self.registered = False
         self.started = False
@@ -163,6 +164,7 @@ class EventStream:
             except AuthFailed as exc:
                 raise Refused(401, exc.code, exc.message) from None
             self.user, self.user_id = auth.user, str(auth.user.pk)
+            self.token_session = auth.session
             # As on a socket: the stream ends when its token expires (the client reopens with a fresh one).
             delay = max(0.0, seconds_left(auth.expires_at))
             self._expiry = asyncio.get_running_loop().call_later(delay, self._token_expired)
