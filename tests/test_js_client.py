@@ -1,7 +1,8 @@
 """The JavaScript client's tests, run by pytest so `make test` covers them.
 
 tests/js/client.test.mjs: unit tests of WebSocketClient with a fake WebSocket
-(node only). tests/js/hooks.test.mjs: the React hooks against a live daphne,
+(node only); tests/js/sse.test.mjs: its SSE fallback with a fake EventSource.
+tests/js/hooks.test.mjs: the React hooks against a live daphne,
 with react, react-dom and jsdom from tests/js/package-lock.json (installed with
 `npm ci` when tests/js/node_modules is missing). Without node (or npm) these
 skip, except under REQUIRE_SERVICES=1.
@@ -59,6 +60,10 @@ def test_js_client_unit_tests_pass(node):
 
 def test_js_channel_presence_signal_and_position_unit_tests_pass(node):
     run_node(node, "collab.test.mjs")
+
+
+def test_js_sse_fallback_unit_tests_pass(node):
+    run_node(node, "sse.test.mjs")
 
 
 @pytest.mark.integration

@@ -105,7 +105,10 @@ function makeClient(options = {}) {
     WebSocket: Socket,
     storage: null,
     window: null,
+    document: null,
     random: () => 0.5,
+    // The WebSocket-only behaviour; the SSE fallback has tests of its own (sse.test.mjs).
+    transports: ['websocket'],
     ...options,
   });
   clients.push(client);
@@ -373,12 +376,13 @@ describe('token refresh', () => {
     authenticate(ws, ws.sentOfType('auth')[1]);
     assert.equal(client.state, 'open');
 
-    // A reconnect uses the fresh token, not the one the client started with.
+    // A reconnect asks getToken again (issue 14) and uses what it gives.
     ws.serverClose(1006);
     mock.timers.tick(5000);
+    await flush();
     assert.equal(Socket.instances.length, 2);
-    assert.equal(Socket.last.url, `ws://test:8000/ws/tab-1/?token=${issued[1]}`);
-    assert.equal(getToken.mock.callCount(), 2, 'a reconnect with a live token does not ask for another');
+    assert.equal(getToken.mock.callCount(), 3, 'every reconnect calls getToken');
+    assert.equal(Socket.last.url, `ws://test:8000/ws/tab-1/?token=${issued[2]}`);
   });
 
   test('test_short_lived_token_is_refreshed_at_80_percent_of_its_lifetime', async () => {
@@ -478,7 +482,8 @@ describe('token refresh', () => {
     useClock();
     let release;
     const fresh = expiringIn(600);
-    const getToken = mock.fn(() => new Promise((resolve) => (release = () => resolve(fresh))));
+    let calls = 0;
+    const getToken = mock.fn(() => (++calls === 1 ? new Promise((resolve) => (release = () => resolve(fresh))) : Promise.resolve(null)));
     const client = openClient([], {}, { token: expiringIn(10), getToken, heartbeat: false });
     const ws = Socket.last;
     mock.timers.tick(8_000);
@@ -488,6 +493,9 @@ describe('token refresh', () => {
     await flush();
     assert.equal(ws.sentOfType('auth').length, 0, 'nothing sent on a dead socket');
     mock.timers.tick(5000);
+    await flush();
+    // The reconnect asks again; getToken having nothing new, the fresh token is kept.
+    assert.equal(getToken.mock.callCount(), 2);
     assert.equal(Socket.last.url, `ws://test:8000/ws/tab-1/?token=${fresh}`);
     Socket.last.hello();
     assert.equal(client.state, 'open');

@@ -156,9 +156,12 @@ function banner(kind, text) {
   $("reconnect").hidden = kind !== "closed";
 }
 
-function showState(state) {
+// The indicator names the fallback transport (protocol section 13) when it is in use.
+function showState(state, _previous, transport = client?.transport) {
   $("conn").dataset.state = state;
-  $("conn-text").textContent = STATE_TEXT[state] || state;
+  $("conn").dataset.transport = transport || "websocket";
+  const text = STATE_TEXT[state] || state;
+  $("conn-text").textContent = state === "open" && transport === "sse" ? `${text} (SSE fallback)` : text;
   const wasLost = $("banner").dataset.kind === "reconnecting" || $("banner").dataset.kind === "closed";
   if (!session || !everConnected) {
     banner(null, "");

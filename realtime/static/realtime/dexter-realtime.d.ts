@@ -51,7 +51,7 @@ export interface WebSocketClientOptions {
   /** A SimpleJWT access token, sent as `?token=`. */
   token?: string | null;
   /**
-   * Returns a current access token: used when no `token` is given, for a fresh one after
+   * Returns a current access token: used when no `token` is given, on every reconnect, for a fresh one after
    * close 4401, and shortly before the socket's token expires (its JWT `exp`), when the
    * client hands the fresh one to the server with an `auth` message and keeps it for
    * the next reconnect. A failure there is left to the 4401 path.
@@ -81,7 +81,27 @@ export interface WebSocketClientOptions {
   window?: { addEventListener(type: string, fn: () => void): void; removeEventListener(type: string, fn: () => void): void } | null;
   /** Random source for the backoff jitter (tests). Default Math.random. */
   random?: () => number;
+  /**
+   * Transports in order of preference (protocol section 13). Default `["websocket", "sse"]`:
+   * after `sseAfterFailures` WebSockets in a row fail to open (or close before their first
+   * frame) the client reads `GET /sse/` through an EventSource, with the same events, resume
+   * and API (presence over `POST /api/realtime/presence/`, history over the HTTP API), and
+   * tries a WebSocket again every `websocketRetryInterval` ms, moving back when one works.
+   */
+  transports?: Array<'websocket' | 'sse'>;
+  /** WebSocket failures in a row before SSE. Default 2. */
+  sseAfterFailures?: number;
+  /** While on SSE, ms between background WebSocket tries. Default 30000. */
+  websocketRetryInterval?: number;
+  /** EventSource constructor (tests inject a fake). Default globalThis.EventSource. */
+  EventSource?: new (url: string) => any;
+  /** fetch for the SSE transport's HTTP calls. Default globalThis.fetch. */
+  fetch?: typeof fetch;
+  /** Target of `visibilitychange` (a page visible again reconnects at once). Default globalThis.document; `null` to ignore. */
+  document?: { visibilityState?: string; addEventListener(type: string, fn: () => void): void; removeEventListener(type: string, fn: () => void): void } | null;
 }
+
+export type Transport = 'websocket' | 'sse';
 
 export interface User {
   id: string;
@@ -279,6 +299,11 @@ export declare class WebSocketClient {
   readonly isConnected: boolean;
   readonly user: User | null;
   readonly channels: string[];
+  /** The transport in use. */
+  readonly transport: Transport;
+  /** The state and the transport, as a connection indicator shows them. */
+  readonly status: { state: ConnectionState; transport: Transport };
+  readonly transports: Transport[];
   /** The last `connection` message. */
   readonly connection: ConnectionMessage | null;
   reconnectInterval: number;
@@ -311,7 +336,8 @@ export declare class WebSocketClient {
   /** Last seq delivered on `channel`. */
   lastSeq(channel: string): number | undefined;
 
-  on(type: 'status', handler: (state: ConnectionState, previous: ConnectionState) => void): () => void;
+  on(type: 'status', handler: (state: ConnectionState, previous: ConnectionState, transport: Transport) => void): () => void;
+  on(type: 'transport', handler: (transport: Transport) => void): () => void;
   /** A channel's members changed (snapshot or diff); [] after unsubscribe. */
   on(type: 'members', handler: (channel: string, members: ChannelMember[]) => void): () => void;
   on<K extends keyof ClientEvents>(type: K, handler: (event: ClientEvents[K]) => void): () => void;

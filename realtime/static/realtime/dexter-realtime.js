@@ -16,6 +16,7 @@
  */
 
 import { applyChannelPresence, memberList, validSignalEvent } from './channel-presence.js';
+import { SSESocket } from './dexter-sse.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -60,6 +61,12 @@ const TOKEN_REFRESH_MARGIN = 30000;
 const TOKEN_REFRESH_FRACTION = 0.8;
 // Never ask getToken again sooner than this (getToken may hand back the same token).
 const MIN_TOKEN_REFRESH_DELAY = 1000;
+// Transports, in order of preference: the WebSocket, then server-sent events
+// (section 13) after the socket failed to open this many times in a row; while on
+// SSE the WebSocket is tried again in the background every so often.
+const DEFAULT_TRANSPORTS = Object.freeze(['websocket', 'sse']);
+const DEFAULT_SSE_AFTER_FAILURES = 2;
+const DEFAULT_WEBSOCKET_RETRY_INTERVAL = 30000;
 const CLIENT_ID_KEY = 'dexter-realtime:client-id';
 const SEQ_KEY_PREFIX = 'dexter-realtime:last-seq:';
 const LOG_PREFIX = '[dexter-realtime]';
@@ -187,6 +194,20 @@ export class WebSocketClient {
     this.clientId = options.clientId || this._tabClientId(options.sessionStorage);
     this._token = options.token || null;
     this._getToken = typeof options.getToken === 'function' ? options.getToken : null;
+    const transports = (options.transports || DEFAULT_TRANSPORTS).filter((t) => t === 'websocket' || t === 'sse');
+    this.transports = transports.length ? transports : ['websocket'];
+    this.sseAfterFailures = options.sseAfterFailures ?? DEFAULT_SSE_AFTER_FAILURES;
+    this.websocketRetryInterval = options.websocketRetryInterval ?? DEFAULT_WEBSOCKET_RETRY_INTERVAL;
+    this._EventSource = options.EventSource || globalThis.EventSource;
+    this._fetch = options.fetch || (globalThis.fetch ? globalThis.fetch.bind(globalThis) : null);
+    this._document = options.document !== undefined ? options.document : globalThis.document;
+    this._transport = this.transports[0];
+    this._wsFailures = 0; // WebSockets in a row that closed before their first frame
+    this._gotFrame = false;
+    this._probe = null; // the background WebSocket tried while on SSE
+    this._probeTimer = null;
+    this._tokenFresh = false;
+    this._opens = 0; // _open() calls since connect(): every one after the first is a reconnect
 
     this._state = 'closed';
     this._handlers = new Map();
@@ -216,6 +237,19 @@ export class WebSocketClient {
 
     this._onOnline = () => this._handleOnline();
     this._onOffline = () => this._handleOffline();
+    this._onVisibility = () => {
+      if (this._document && this._document.visibilityState === 'visible') this._handleOnline();
+    };
+  }
+
+  /** The transport in use: 'websocket' or 'sse' (section 13). */
+  get transport() {
+    return this._transport;
+  }
+
+  /** What the connection indicator shows: the state and the transport. */
+  get status() {
+    return { state: this._state, transport: this._transport };
   }
 
   // --- public surface -------------------------------------------------------
@@ -257,6 +291,7 @@ export class WebSocketClient {
   connect() {
     if (this._state !== 'closed') return this._openD ? this._openD.promise : Promise.resolve(this.connection);
     this._attempts = 0;
+    this._opens = 0;
     this._openD = deferred();
     this._listenToWindow(true);
     this._setState('connecting');
@@ -426,7 +461,7 @@ export class WebSocketClient {
     const previous = this._state;
     this._state = state;
     this._log('state', previous, '->', state);
-    this._emit('status', state, previous);
+    this._emit('status', state, previous, this._transport);
   }
 
   // --- connection lifecycle -------------------------------------------------
@@ -468,13 +503,25 @@ export class WebSocketClient {
   async _open() {
     const generation = ++this._generation;
     this._reconnectTimer = null;
-    if (!this._token && this._getToken && this._attempts === 0) {
+    // A fresh token for every connection attempt (a reconnect may come long after
+    // the last token was handed out), unless _refreshToken just got one.
+    this._opens++;
+    if (this._getToken && !this._tokenFresh && (!this._token || this._opens > 1)) {
       try {
-        this._token = (await this._getToken()) || null;
+        this._token = (await this._getToken()) || this._token || null;
       } catch (err) {
         this._log('getToken failed, connecting anonymously', err && err.message);
       }
       if (generation !== this._generation || this._state === 'closed') return;
+    }
+    this._tokenFresh = false;
+    this._gotFrame = false;
+    if (this._transport === 'websocket' && typeof this._WebSocket !== 'function' && this.transports.includes('sse')) {
+      this._setTransport('sse');
+    }
+    if (this._transport === 'sse') {
+      this._openSSE(generation);
+      return;
     }
     if (typeof this._WebSocket !== 'function') {
       this._finish({ code: 0, reason: 'no WebSocket implementation', wasClean: false, willReconnect: false });
@@ -500,6 +547,107 @@ export class WebSocketClient {
     };
     ws.onerror = () => {
       this._log('socket error (a close event follows)');
+    };
+  }
+
+  // --- the SSE transport (dexter-sse.js) and the way back to WebSockets ----------
+
+  _openSSE(generation) {
+    const channels = new Map();
+    for (const channel of this._subs.keys()) channels.set(channel, this._lastSeq.get(channel));
+    this._socketToken = this._token;
+    this._log('opening the SSE stream for', channels.size, 'channels');
+    const ws = new SSESocket({
+      httpBase: this.url.replace(/^ws(s?):/, 'http$1:'),
+      clientId: this.clientId,
+      token: this._token,
+      channels,
+      eventTypes: Array.from(this._handlers.keys()),
+      EventSource: this._EventSource,
+      fetch: this._fetch,
+    });
+    this._ws = ws;
+    ws.onmessage = (event) => {
+      if (generation === this._generation) this._onFrame(event.data);
+    };
+    ws.onclose = (event) => {
+      if (generation === this._generation) this._onSocketClosed(event);
+    };
+  }
+
+  _setTransport(name) {
+    if (this._transport === name) return;
+    this._log('transport', this._transport, '->', name);
+    this._transport = name;
+    this._emit('transport', name);
+    this._emit('status', this._state, this._state, name);
+    if (name === 'sse') this._scheduleProbe();
+    else this._stopProbe();
+  }
+
+  /** A WebSocket closed before its first frame: after enough of them, fall back to SSE. */
+  _countSocketFailure() {
+    if (this._transport !== 'websocket') return false;
+    if (this._gotFrame) {
+      this._wsFailures = 0;
+      return false;
+    }
+    this._wsFailures++;
+    if (!this.transports.includes('sse') || this._wsFailures < this.sseAfterFailures) return false;
+    this._setTransport('sse');
+    return true;
+  }
+
+  _scheduleProbe() {
+    this._stopProbe();
+    if (!this.transports.includes('websocket') || typeof this._WebSocket !== 'function' || this._state === 'closed') return;
+    this._probeTimer = setTimeout(() => this._runProbe(), this.websocketRetryInterval);
+  }
+
+  _stopProbe() {
+    clearTimeout(this._probeTimer);
+    this._probeTimer = null;
+    const probe = this._probe;
+    this._probe = null;
+    if (probe) {
+      probe.onmessage = probe.onclose = probe.onerror = null;
+      try {
+        probe.close(1000, 'probe');
+      } catch {
+        // already closing
+      }
+    }
+  }
+
+  /** Try a WebSocket while on SSE; its first frame proves it works: move back to it. */
+  _runProbe() {
+    this._probeTimer = null;
+    if (this._transport !== 'sse' || this._state === 'closed') return;
+    let probe;
+    try {
+      probe = new this._WebSocket(this._socketUrl());
+    } catch {
+      this._scheduleProbe();
+      return;
+    }
+    this._probe = probe;
+    probe.onmessage = () => {
+      if (this._probe !== probe) return;
+      this._log('WebSocket works again: moving back from SSE');
+      this._stopProbe();
+      this._wsFailures = 0;
+      const sse = this._ws;
+      this._teardown(new RealtimeError('disconnected', 'moving back to WebSocket'));
+      if (sse) sse.close();
+      this._transport = 'websocket';
+      this._emit('transport', 'websocket');
+      if (this._state === 'open') this._setState('reconnecting');
+      this._open();
+    };
+    probe.onclose = () => {
+      if (this._probe !== probe) return;
+      this._probe = null;
+      this._scheduleProbe();
     };
   }
 
@@ -529,6 +677,7 @@ export class WebSocketClient {
   }
 
   _finish(info) {
+    this._stopProbe();
     this._teardown(new RealtimeError('closed', 'the client was closed'));
     this._waitingForOnline = false;
     this._listenToWindow(false);
@@ -542,6 +691,13 @@ export class WebSocketClient {
   _onSocketClosed(info) {
     this._log('closed', info.code, info.reason);
     this._teardown(new RealtimeError('disconnected', `connection closed with ${info.code}`));
+    if (!FINAL.has(info.code) && this._countSocketFailure()) {
+      // Falling back to SSE: at once, without spending a reconnect attempt.
+      this._emit('close', { ...info, willReconnect: true, attempt: this._attempts, delay: 0 });
+      this._setState('reconnecting');
+      this._reconnectTimer = setTimeout(() => this._open(), 0);
+      return;
+    }
     if (FINAL.has(info.code)) {
       this._finish({ ...info, willReconnect: false });
     } else if (info.code === CLOSE_CODES.tokenInvalid) {
@@ -572,6 +728,7 @@ export class WebSocketClient {
       return;
     }
     this._token = token;
+    this._tokenFresh = true;
     // The first retry with a fresh token goes at once; a token the server keeps
     // refusing backs off like any other failure and counts toward the cap.
     this._attempts++;
@@ -582,6 +739,14 @@ export class WebSocketClient {
   }
 
   _scheduleReconnect(info) {
+    if (this._isOffline()) {
+      // No attempt is spent while the browser is offline: `online` reconnects at once.
+      this._emit('close', { ...info, willReconnect: true, attempt: this._attempts, delay: null });
+      this._setState('reconnecting');
+      this._waitingForOnline = true;
+      this._log('offline: waiting for the browser to come back online');
+      return;
+    }
     if (this._attempts >= this.maxReconnectAttempts) {
       this._finish({ ...info, willReconnect: false });
       return;
@@ -590,11 +755,6 @@ export class WebSocketClient {
     const delay = computeBackoff(this._attempts, this.reconnectInterval, this.maxReconnectDelay, this._random);
     this._emit('close', { ...info, willReconnect: true, attempt: this._attempts, delay });
     this._setState('reconnecting');
-    if (this._isOffline()) {
-      this._waitingForOnline = true;
-      this._log('offline: waiting for the browser to come back online');
-      return;
-    }
     this._log(`reconnect attempt ${this._attempts} in ${delay} ms`);
     this._reconnectTimer = setTimeout(() => this._open(), delay);
   }
@@ -607,12 +767,16 @@ export class WebSocketClient {
   _listenToWindow(on) {
     const w = this._window;
     if (!w || typeof w.addEventListener !== 'function') return;
+    const doc = this._document;
+    const docListens = doc && typeof doc.addEventListener === 'function';
     if (on) {
       w.addEventListener('online', this._onOnline);
       w.addEventListener('offline', this._onOffline);
+      if (docListens) doc.addEventListener('visibilitychange', this._onVisibility);
     } else {
       w.removeEventListener('online', this._onOnline);
       w.removeEventListener('offline', this._onOffline);
+      if (docListens) doc.removeEventListener('visibilitychange', this._onVisibility);
     }
   }
 
@@ -633,9 +797,10 @@ export class WebSocketClient {
     if (this._state !== 'connecting') this._setState('reconnecting');
   }
 
+  /** Back online, or the page became visible: reconnect now instead of waiting out the backoff. */
   _handleOnline() {
-    if (this._state === 'closed' || this._state === 'open') return;
-    this._log('browser is online: reconnecting now');
+    if (this._state === 'closed' || this._state === 'open' || this._isOffline()) return;
+    this._log('browser is online (or the page is visible): reconnecting now');
     this._waitingForOnline = false;
     clearTimeout(this._reconnectTimer);
     this._attempts = 0;
@@ -646,6 +811,7 @@ export class WebSocketClient {
 
   _onFrame(data) {
     this._missedHeartbeats = 0;
+    this._gotFrame = true;
     this._log('←', data);
     let msg;
     try {
@@ -673,6 +839,11 @@ export class WebSocketClient {
     }
     if (msg.type === 'connection') {
       this._onConnection(msg);
+      return;
+    }
+    if (msg.type === 'recovery' && typeof msg.channel === 'string' && msg.recovered === false) {
+      // SSE's `recovered: false` (section 13): what was missed is gone, reload the channel.
+      if (this._subs.has(msg.channel)) this._emit('reset', { channel: msg.channel, reason: 'not_recovered', from: undefined, to: this._lastSeq.get(msg.channel) });
       return;
     }
     if (typeof msg.channel === 'string' && Number.isInteger(msg.seq) && msg.type !== 'subscribed') {
