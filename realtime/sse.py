@@ -267,7 +267,8 @@ class EventStream:
     async def close_with(self, code: int, error: dict | None = None, reason: str | None = None) -> None:
         """End the stream after ``event: close`` (and ``event: error``); safe to call twice.
 
-        ``reason`` is the WebSocket close frame's text; the stream's close event carries the code only."""
+        ``reason`` is what a socket would carry as its close reason (``shutting down``).
+        """
         if self.closed:
             return
         self._stop_timers()
@@ -279,7 +280,10 @@ class EventStream:
         body = b""
         if error is not None:
             body += events.event(b"error", encode(error), None)
-        body += events.event(b"close", encode({"type": "close", "code": code}), None)
+        close = {"type": "close", "code": code}
+        if reason:
+            close["reason"] = reason
+        body += events.event(b"close", encode(close), None)
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
 
     def flush_batch(self, frames: dict) -> None:

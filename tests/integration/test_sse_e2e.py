@@ -177,7 +177,8 @@ async def test_shutdown_ends_the_stream_with_close_4503_and_clears_its_row(serve
         await stream.next()
         server.proc.send_signal(15)
         rest = await stream.until_closed(timeout=10)
-        assert [e.event for e in rest] == ["close"] and rest[0].data == {"type": "close", "code": 4503}
+        assert [e.event for e in rest] == ["close"]
+        assert rest[0].data == {"type": "close", "code": 4503, "reason": "server shutting down"}
     assert server.proc.wait(15) is not None
     assert shell_value(server, "from realtime.models import Connection; print(Connection.objects.count())") == "0"
 
