@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     # Logout and revocation: blacklisted refresh tokens end their session (realtime/revocation.py).
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "csp",
     # Swagger UI's files served from our own static files: /api/docs/ works offline and is pinned.
     "drf_spectacular_sidecar",
     "channels",
@@ -68,9 +69,51 @@ INSTALLED_APPS = [
     "alerts",
 ]
 
+# --- Behind TLS (README "Deploying behind TLS"): all off by default, so `make run`
+# on plain http works; a TLS deployment turns them on with environment variables
+# and `manage.py check --deploy` is then clean (tests/test_deployment.py).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Paths (regular expressions) served over plain http even with the redirect on, e.g. a health check.
+SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT", [])
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# Behind a proxy that ends TLS: "HTTP_X_FORWARDED_PROTO,https" (only if the proxy always sets that header).
+_proxy_ssl_header = env_list("SECURE_PROXY_SSL_HEADER", [])
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header[:2]) if len(_proxy_ssl_header) >= 2 else None
+
+# The Content-Security-Policy of the pages (django-csp): the dashboard loads its
+# script, styles and data from this origin only and runs no inline code, so
+# nothing else is allowed. The admin and the Swagger UI (Django's and
+# drf-spectacular's templates, which use inline code) keep their own rules.
+# CSP_CONNECT_SRC adds origins the page may fetch from or open sockets to;
+# CSP_REPORT_ONLY=true sends the policy as Content-Security-Policy-Report-Only.
+CSP_DIRECTIVES = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'", *env_list("CSP_CONNECT_SRC", [])],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+if os.environ.get("CSP_REPORT_URI"):
+    CSP_DIRECTIVES["report-uri"] = [os.environ["CSP_REPORT_URI"]]
+_csp = {"EXCLUDE_URL_PREFIXES": ["/admin/", "/api/docs/"], "DIRECTIVES": CSP_DIRECTIVES}
+if env_bool("CSP_REPORT_ONLY", False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _csp
+else:
+    CONTENT_SECURITY_POLICY = _csp
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # The pages' Content-Security-Policy (below); static files are served above it, without one.
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
