@@ -20,6 +20,8 @@ class RealtimeConfig(AppConfig):
         # apps register theirs the same way from their own ready().
         registry.register_channel("global", anonymous=True)
         registry.register_channel("presence")
+        # The live operations console's samples (realtime/ops.py): staff only.
+        registry.register_channel("ops", can_subscribe=policy.staff_only)
         pk = get_user_model()._meta.pk
         integer_pk = isinstance(pk, models.IntegerField)  # AutoField and BigAutoField included
         registry.register_channel(

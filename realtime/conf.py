@@ -66,6 +66,8 @@ DEFAULTS = {
     "REALTIME_GC_FREEZE": True,
     # The longest wait between tries to reach an unreachable channel layer (realtime/outage.py).
     "REALTIME_LAYER_RETRY_MAX": 30.0,
+    # Seconds between the samples each server publishes on `ops` while /ops/ is open (realtime/ops.py).
+    "REALTIME_OPS_INTERVAL": 2.0,
 }
 
 
@@ -83,6 +85,7 @@ POSITIVE = frozenset(
         "WEBSOCKET_SEND_BUFFER_LIMIT",
         "REALTIME_SSE_PING_INTERVAL",
         "REALTIME_LAYER_RETRY_MAX",
+        "REALTIME_OPS_INTERVAL",
         "WEBSOCKET_BATCH_TICK",
         "REALTIME_MAX_PUBLICATION_SIZE",
         "REALTIME_HISTORY_SIZE",

@@ -31,7 +31,7 @@ from typing import Protocol
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
-from . import conf, counters, doorbell, presence, publisher, revocation
+from . import conf, counters, doorbell, ops, presence, publisher, revocation
 from .outage import Outage
 from .protocol import (
     CLOSE_DISCONNECTED,
@@ -144,6 +144,7 @@ class Hub:
             asyncio.ensure_future(self._reap_loop()),
             # Users deactivated or deleted, sessions blacklisted: their sockets close (4403).
             asyncio.ensure_future(revocation.watch(self)),
+            asyncio.ensure_future(ops.sample_loop(self)),  # the /ops/ console's samples, while watched
         ]
         if not self.layer_is_local:
             self.tasks.append(asyncio.ensure_future(self._layer_loop()))

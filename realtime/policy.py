@@ -49,6 +49,11 @@ def default_policy(user: Any, channel: Channel) -> str | None:
     return None
 
 
+def staff_only(user: Any, object_id: str | None) -> bool:
+    """``ops``: the operations console's samples are for staff."""
+    return bool(getattr(user, "is_staff", False))
+
+
 def own_user_channel(user: Any, object_id: str | None) -> bool:
     """``user:<id>`` is for that user only."""
     return _authenticated(user) and str(user.pk) == object_id

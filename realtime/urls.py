@@ -10,4 +10,5 @@ urlpatterns = [
     path("notify/", views.NotifyView.as_view(), name="realtime-notify"),
     path("stats/", views.StatsView.as_view(), name="realtime-stats"),
     path("metrics/", views.MetricsView.as_view(), name="realtime-metrics"),
+    path("connections/<str:connection_id>/disconnect/", views.DisconnectView.as_view(), name="realtime-disconnect"),
 ]

@@ -230,3 +230,15 @@ class StatsView(APIView):
                 "max_connections": conf.get("WEBSOCKET_MAX_CONNECTIONS"),
             }
         )
+
+
+class DisconnectView(APIView):
+    """The operations console's disconnect: the admin action's, for one connection (closed with 4403)."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
+    def post(self, request, connection_id: str):
+        if not presence.disconnect_connections([connection_id]):
+            raise NotFound("no such connection")
+        return Response({"disconnected": connection_id}, status=status.HTTP_202_ACCEPTED)

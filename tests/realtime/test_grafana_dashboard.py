@@ -37,3 +37,17 @@ def test_every_expression_names_an_exposed_family():
         "dexter_realtime_history_replays_total",
     }
     assert wanted <= used
+
+
+def test_ops_quantiles_read_histogram_buckets_as_prometheus_does():
+    from realtime.ops import quantile
+
+    inf = float("inf")
+    assert quantile(0.5, []) is None
+    assert quantile(0.5, [(0.01, 0), (inf, 0)]) is None
+    # 100 observations: 50 under 10 ms, 49 more under 100 ms, one beyond.
+    buckets = [(0.01, 50), (0.1, 99), (inf, 100)]
+    assert quantile(0.5, buckets) == pytest.approx(0.01)
+    assert quantile(0.25, buckets) == pytest.approx(0.005)
+    assert quantile(0.99, buckets) == pytest.approx(0.1)
+    assert quantile(0.999, buckets) == 0.1  # past the last finite bound: that bound
