@@ -109,6 +109,12 @@ class Command(BaseCommand):
         from issues.models import Comment, Issue
 
         users = {u.username: u for u in get_user_model().objects.filter(username__in=[n for n, _ in DEMO_USERS])}
+        # Alerts first: the new fatal issue below then fires "New fatal issue", so a
+        # first run's alert feed shows a real trigger (match alerts fire for any new issue).
+        new_alerts = 0
+        for spec in DEMO_ALERTS:
+            _, created = Alert.objects.get_or_create(name=spec["name"], defaults=spec)
+            new_alerts += created
         new_issues = 0
         for fingerprint, title, culprit, level, status, assignee, comment in DEMO_ISSUES:
             issue, created = Issue.objects.get_or_create(
@@ -125,8 +131,4 @@ class Command(BaseCommand):
             new_issues += created
             if comment and not issue.comments.exists():
                 Comment.objects.create(issue=issue, author=users.get("admin"), body=comment)
-        new_alerts = 0
-        for spec in DEMO_ALERTS:
-            _, created = Alert.objects.get_or_create(name=spec["name"], defaults=spec)
-            new_alerts += created
         self.stdout.write(f"Demo data: {new_issues} new issues, {new_alerts} new alerts.")
