@@ -217,7 +217,7 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
-        "realtime_publish": os.environ.get("REALTIME_PUBLISH_THROTTLE", "600/min"),
+        # realtime_publish: REALTIME_PUBLISH_THROTTLE, read by realtime/conf.py (default 600/min).
         "events": os.environ.get("EVENTS_THROTTLE", "6000/min"),
     },
 }

@@ -175,11 +175,22 @@ def http_base(ws_url: str) -> str:
     return urllib.parse.urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
-def fetch_token(ws_url: str, username: str, password: str, timeout: float = 10) -> str:
-    """A SimpleJWT access token from ``POST /api/auth/token/``."""
+DEFAULT_TOKEN_PATH = "/api/auth/token/"
+
+
+def token_endpoint(ws_url: str, token_url: str | None) -> str:
+    """Where to sign in: ``token_url`` as given when absolute, else a path on the server."""
+    target = token_url or DEFAULT_TOKEN_PATH
+    if urllib.parse.urlsplit(target).scheme in ("http", "https"):
+        return target
+    return http_base(ws_url) + "/" + target.lstrip("/")
+
+
+def fetch_token(ws_url: str, username: str, password: str, timeout: float = 10, token_url: str | None = None) -> str:
+    """A SimpleJWT access token from ``POST <token_url>`` (default ``/api/auth/token/``)."""
     body = json.dumps({"username": username, "password": password}).encode()
     request = urllib.request.Request(
-        http_base(ws_url) + "/api/auth/token/", data=body, headers={"Content-Type": "application/json"}
+        token_endpoint(ws_url, token_url), data=body, headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())["access"]
@@ -232,7 +243,9 @@ class Client:
         if self.args.username is None:
             return
         try:
-            self.token = fetch_token(self.args.url, self.args.username, self.args.password or "")
+            self.token = fetch_token(
+                self.args.url, self.args.username, self.args.password or "", token_url=self.args.token_url
+            )
         except urllib.error.HTTPError as exc:
             raise Fatal(
                 2, f"sign-in failed: {SIGN_IN_ERRORS.get(exc.code, 'the server said no')} (HTTP {exc.code})"
@@ -490,8 +503,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--client-id", default=f"cli-{os.getpid()}-{random.randrange(16**6):06x}")
     auth = parser.add_argument_group("authentication (default: anonymous)")
     auth.add_argument("--token", default=os.environ.get("DEXTER_TOKEN"), help="a JWT access token")
-    auth.add_argument("--username", help="sign in with POST /api/auth/token/ (and again after 4401)")
+    auth.add_argument("--username", help="sign in with POST to --token-url (and again after 4401)")
     auth.add_argument("--password", default=os.environ.get("DEXTER_PASSWORD"))
+    auth.add_argument(
+        "--token-url",
+        default=os.environ.get("DEXTER_TOKEN_URL"),
+        help="where --username signs in: a path on the server or a full http(s) URL (default: /api/auth/token/)",
+    )
     parser.add_argument("--channel", action="append", help="repeatable; default: global")
     parser.add_argument("--since", type=int, help="replay messages with seq > SINCE on every channel first")
     parser.add_argument("--count", type=int, help="exit after printing this many publications")

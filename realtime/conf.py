@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any
 
 from django.conf import settings
@@ -60,6 +61,9 @@ DEFAULTS = {
     # Channel kinds (``presence``, ``user``, ...) whose history is not served.
     "REALTIME_NO_HISTORY": [],
     "REALTIME_CHANNEL_POLICY": "realtime.policy.default_policy",
+    # DRF rate of POST /api/realtime/broadcast/ and /notify/ per user, unless the
+    # project's DEFAULT_THROTTLE_RATES has a "realtime_publish" entry.
+    "REALTIME_PUBLISH_THROTTLE": "600/min",
     # Move what exists when the hub starts (Django, every module) out of the
     # garbage collector's sight, so a full collection scans only what came
     # later: pauses of every socket of 66-102 ms became 22-43 ms (bench/README.md).
@@ -97,6 +101,10 @@ POSITIVE = frozenset(
 # Upper bounds past which a value cannot take effect: autobahn fails any
 # connection whose message passes 1 MiB before the application sees it.
 MAXIMUM = {"WEBSOCKET_MAX_MESSAGE_SIZE": 1048576}
+
+# DRF rates: a number, a slash, a period (s, m, h or d, or a word starting with one).
+RATES = frozenset({"REALTIME_PUBLISH_THROTTLE"})
+RATE_RE = re.compile(r"[0-9]+/[smhd][a-z]*")
 
 # Settings that take one of a few words.
 CHOICES = {"REALTIME_DOORBELL": ("auto", "off", "0", "false", "no")}
@@ -163,6 +171,8 @@ def coerce(kind: type, value: Any) -> Any:
 
 
 def _check_bounds(name: str, value: Any) -> None:
+    if name in RATES and not RATE_RE.fullmatch(str(value)):
+        raise ValueError("is not a rate such as 600/min")
     if name in CHOICES and str(value).lower() not in CHOICES[name]:
         raise ValueError("is not one of " + ", ".join(CHOICES[name]))
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -296,4 +306,7 @@ def allowed_origins() -> list[str]:
     configured = get("WEBSOCKET_ALLOWED_ORIGINS")
     if configured:
         return list(configured)
+    if not settings.ALLOWED_HOSTS and settings.DEBUG:
+        # What Django itself serves with DEBUG and no ALLOWED_HOSTS (a fresh startproject).
+        return [".localhost", "127.0.0.1", "[::1]"]
     return list(settings.ALLOWED_HOSTS)

@@ -59,6 +59,23 @@ def origin_allowed(origin: str | None) -> bool:
     return bool(domain) and validate_host(domain, [a for a in allowed if "://" not in a])
 
 
+# Origins already warned about: a misconfigured ALLOWED_HOSTS says so once per
+# origin at WARNING (bounded, so a flood of made-up origins cannot grow it).
+_warned_origins: set[str] = set()
+
+
+def log_refused_origin(origin: str) -> None:
+    if origin in _warned_origins or len(_warned_origins) >= 256:
+        logger.debug("refused handshake from origin %r", origin)
+        return
+    _warned_origins.add(origin)
+    logger.warning(
+        "refused a browser's WebSocket handshake from origin %r: add its host to ALLOWED_HOSTS "
+        "or the origin to WEBSOCKET_ALLOWED_ORIGINS",
+        origin,
+    )
+
+
 class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
     # No channel-layer channel per socket: the hub receives one layer message per
     # process and writes to local sockets itself (see hub.py).
@@ -124,7 +141,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
             await self.close()
             return
         if not origin_allowed(headers.get("origin")):
-            logger.info("refused handshake from origin %r", headers.get("origin"))
+            log_refused_origin(headers.get("origin"))
             await self.close()
             return
 

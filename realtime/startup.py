@@ -33,7 +33,7 @@ def database_text() -> str:
 
 
 def channel_layer_text() -> str:
-    layer = settings.CHANNEL_LAYERS.get("default", {})
+    layer = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {})  # a project may set none
     backend = layer.get("BACKEND", "")
     if "redis" in backend.lower():
         hosts = layer.get("CONFIG", {}).get("hosts") or ["localhost:6379"]

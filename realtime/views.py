@@ -13,7 +13,6 @@ from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from . import channel_presence, conf, policy, presence, protocol
@@ -24,6 +23,7 @@ from .permissions import CanPublish, IsStaff
 from .publisher import history, publish
 from .serializers import NotifySerializer, PresenceSerializer, PresenceStatusSerializer, PublishSerializer
 from .sizes import message_too_large
+from .throttles import PublishThrottle
 
 
 def _checked_channel(request, channel: str):
@@ -129,7 +129,7 @@ class PresenceView(APIView):
 
 class BroadcastView(APIView):
     permission_classes = [CanPublish]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [PublishThrottle]
     throttle_scope = "realtime_publish"
 
     @extend_schema(request=PublishSerializer, responses={202: OpenApiTypes.OBJECT})
@@ -169,7 +169,7 @@ def _plain_publication(data) -> tuple[str | None, dict | None]:
 
 class NotifyView(APIView):
     permission_classes = [CanPublish]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [PublishThrottle]
     throttle_scope = "realtime_publish"
 
     @extend_schema(request=NotifySerializer, responses={202: OpenApiTypes.OBJECT})
