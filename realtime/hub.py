@@ -4,9 +4,10 @@ Why it exists (bench/README.md has the figures): the textbook Channels pattern
 (a consumer per socket in a layer group, ``group_send``, ``send_json`` per
 recipient) costs one layer message, one JSON encoding and one consumer wake-up
 per recipient. Here each publication reaches a process once (a local hand-off,
-one channel-layer message on the ``rt.fanout`` group, or the database poller),
-is encoded once by the publisher, and the hub writes that text to every local
-subscriber itself. Consumers hold no channel-layer channel of their own.
+one channel-layer message to the channel's group, which only processes with
+local subscribers join (realtime/interest.py), or a doorbell and the database
+poller), is encoded once by the publisher, and the hub writes that text to
+every local subscriber itself. Consumers hold no channel-layer channel of their own.
 
 The rule a caller must know: everything here runs on the event loop of the
 server process; other threads hand publications in with ``deliver_threadsafe``.
@@ -32,6 +33,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
 from . import conf, counters, doorbell, ops, presence, publisher, revocation
+from .interest import Interest
 from .outage import Outage
 from .protocol import (
     CLOSE_DISCONNECTED,
@@ -90,7 +92,9 @@ class Hub:
         self.layer_is_local = True
         self.connect_attempts: dict[str, tuple[float, float]] = {}
         self.offline_timers: dict[str, asyncio.TimerHandle] = {}
-        self.stats = {"messages_in": 0, "messages_out": 0, "publications": 0}
+        # layer_publications: rt.publish messages the layer brought (interest routing, realtime/interest.py).
+        self.stats = {"messages_in": 0, "messages_out": 0, "publications": 0, "layer_publications": 0}
+        self.interest: Interest | None = None
         # ?batch=1 sockets with publications waiting, and the one timer of their tick.
         self.batch_due: list[LocalConnection] = []
         self.batch_timer: asyncio.TimerHandle | None = None
@@ -147,6 +151,7 @@ class Hub:
             asyncio.ensure_future(ops.sample_loop(self)),  # the /ops/ console's samples, while watched
         ]
         if not self.layer_is_local:
+            self.interest = Interest(self.layer, self._read_now, LAYER.failed)
             self.tasks.append(asyncio.ensure_future(self._layer_loop()))
         if handle_signals:
             self._install_signal_handlers()
@@ -264,7 +269,10 @@ class Hub:
                 self._forget(channel)
 
     def subscribe(self, conn: LocalConnection, channel: str) -> None:
+        first = channel not in self.subscribers
         self.subscribers[channel].add(conn)
+        if first and self.interest is not None:
+            self.interest.want(channel)  # join the channel's layer group (realtime/interest.py)
 
     def unsubscribe(self, conn: LocalConnection, channel: str) -> None:
         subs = self.subscribers.get(channel)
@@ -278,6 +286,8 @@ class Hub:
         # (note_latest), so the poller does not replay what happened meanwhile.
         del self.subscribers[channel]
         self.delivered_seq.pop(channel, None)
+        if self.interest is not None:
+            self.interest.drop(channel)
 
     async def close_connection(self, connection_id: str, code: int = CLOSE_DISCONNECTED) -> bool:
         """Close one connection wherever it lives: here at once, elsewhere through the layer."""
@@ -366,6 +376,11 @@ class Hub:
         self.rung.add(channel)
         self.rang.set()
 
+    def _read_now(self, channel: str) -> None:
+        """Joined ``channel``'s layer group: read it from the store now, for what passed meanwhile."""
+        self.rung.add(channel)
+        self.rang.set()
+
     def poll_all_now(self) -> None:
         """Rings may have been lost (the doorbell reconnected): look at every channel now."""
         self.rung.update(self.subscribers)
@@ -424,6 +439,7 @@ class Hub:
                     # channels_redis forgets group members after group_expiry
                     # (a day by default): rejoin well before that.
                     await self.layer.group_add(FANOUT_GROUP, channel_name)
+                    await self.interest.connected(channel_name, list(self.subscribers))
                     rejoin_at = time.monotonic() + 600
                     LAYER.succeeded()
                 message = await self.layer.receive(channel_name)
@@ -434,10 +450,12 @@ class Hub:
                 # back, with the same channel, so that a blip leaves no dead member in the
                 # group (each one would get a copy of every publication until it expires).
                 rejoin_at = 0.0
+                self.interest.disconnected()
                 await asyncio.sleep(LAYER.failed(exc))
                 continue
             kind = message.get("type")
             if kind == "rt.publish":
+                self.stats["layer_publications"] += 1
                 await self.queue.put((message["channel"], message["seq"], message["text"]))
             elif kind == "rt.close":
                 conn = self.connections.get(message["connection_id"])
@@ -615,6 +633,11 @@ def reset_hub() -> None:
             try:
                 handle.cancel()
             except RuntimeError:  # its event loop is closed already
+                pass
+        if _hub.interest is not None:
+            try:
+                _hub.interest.close()
+            except RuntimeError:
                 pass
         if _hub.doorbell is not None:
             try:

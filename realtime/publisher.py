@@ -138,7 +138,8 @@ def _increment(channel: str, notify_origin: str | None = None) -> int | None:
 
 
 def _fan_out(channel: str, seq: int, text: str, ring_udp: bool = False, origin: str = "") -> None:
-    from .hub import FANOUT_GROUP, running_hub
+    from .hub import running_hub
+    from .interest import channel_group
 
     if ring_udp:
         try:
@@ -157,8 +158,9 @@ def _fan_out(channel: str, seq: int, text: str, ring_udp: bool = False, origin: 
         if layer is None or type(layer).__name__ == "InMemoryChannelLayer":
             # In-process layer, no server here: the server picks it up from the store.
             return
+        # To the processes with local subscribers of the channel only (realtime/interest.py).
         async_to_sync(layer.group_send)(
-            FANOUT_GROUP, {"type": "rt.publish", "channel": channel, "seq": seq, "text": text}
+            channel_group(channel), {"type": "rt.publish", "channel": channel, "seq": seq, "text": text}
         )
     except Exception as exc:
         # Stored already: live clients get it from the server's poller, others by resume.
