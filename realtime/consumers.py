@@ -134,6 +134,10 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
         self._batch: list[str] | None = None
         # Publications skip the ASGI send when daphne serves the socket (see wire.py).
         self._wire = DirectWire.for_send(self.base_send)
+        if self._wire is not None:
+            # What the fast path and Twisted hold for this socket is bounded (section 5).
+            self._wire.limit = int(conf.get("WEBSOCKET_SEND_BUFFER_LIMIT"))
+            self._wire.on_backed_up = self._backed_up
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
 
         # Refusals before accept() are HTTP 403 and record nothing.
@@ -223,6 +227,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
         if self.closed:
             return
         self.closed = True
+        self._close_code = code  # what a client that never answers (1006) was closed with
         reason = self._close_reason = reason or protocol.CLOSE_REASONS.get(code, "")
         logger.debug("closing %s code=%s reason=%r", self.connection_id, code, reason)
         if error is not None:
@@ -231,6 +236,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
 
     async def disconnect(self, code) -> None:
         logger.debug("closed %s code=%s user=%s", self.connection_id, code, self.user_id)
+        code = getattr(self, "_close_code", None) or code
         counters.closed(code, getattr(self, "_close_reason", ""), self.connection_id, self.user_id, self.client_id)
         await self.release()
 
@@ -294,13 +300,26 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
     async def send_message(self, message: dict) -> None:
         await self._send(encode(message))
 
+    def _backed_up(self) -> None:
+        """More than WEBSOCKET_SEND_BUFFER_LIMIT held for this socket: 4500. The
+        close frame queues behind what is held; a client that does not finish the
+        close within a second (autobahn's closeHandshakeTimeout) is aborted, and
+        what was held is freed with its transport."""
+        logger.info("connection %s reads too slowly: closing with 4500", self.connection_id)
+        asyncio.ensure_future(self.close_with(protocol.CLOSE_SLOW_CONSUMER))
+
     async def _send(self, text: str) -> None:
         """Every ASGI write of this socket. A write that fails closes the socket
         (1011, so it resumes) instead of leaving a hole in what it received; a
         socket already closing (autobahn's ``Disconnected``: the client's close
         frame came in first) just stops: its ``websocket.disconnect`` follows."""
+        wire = self._wire
+        if wire is not None and wire.backed_up:
+            return  # closing with 4500: nothing more is held for it
         try:
             await self.base_send({"type": "websocket.send", "text": text})
+            if wire is not None:
+                wire.check()
         except SEND_GONE:
             self.closed = True
         except Exception:

@@ -313,6 +313,11 @@ class Hub:
                 await self._deliver(channel, seq, text)
             except Exception:
                 logger.exception("delivery of %s#%s failed", channel, seq)
+            if not self.queue.empty():
+                # A burst (the poller hands over many at once): one loop turn
+                # between publications lets Twisted hand what it holds to the
+                # kernel, so a reader that keeps up never nears its send bound.
+                await asyncio.sleep(0)
 
     async def _deliver(self, channel: str, seq: int, text: str) -> None:
         last = self.delivered_seq.get(channel)

@@ -19,6 +19,7 @@ goes first.
 from __future__ import annotations
 
 import functools
+import logging
 
 try:
     from autobahn.exception import Disconnected
@@ -86,12 +87,41 @@ def release_handshake(protocol) -> None:
         request.params = {}
 
 
-class DirectWire:
-    __slots__ = ("server", "protocol")
+def held_by_twisted(transport) -> int:
+    """Bytes Twisted holds for a socket, written but not yet taken by the kernel.
 
-    def __init__(self, server, protocol) -> None:
+    The private seam behind WEBSOCKET_SEND_BUFFER_LIMIT: ``FileDescriptor``
+    keeps ``dataBuffer`` (sent up to ``offset``) and ``_tempDataBuffer`` (of
+    ``_tempDataLen`` bytes) and never refuses a write. Checked for Twisted
+    26.10; ``twisted_seam_ok`` probes it before a wire is used.
+    """
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+def twisted_seam_ok(transport) -> bool:
+    try:
+        return isinstance(held_by_twisted(transport), int) and isinstance(transport._tempDataBuffer, list)
+    except (AttributeError, TypeError):
+        return False
+
+
+class DirectWire:
+    """One daphne socket's fast path, and the bound on what is held for it.
+
+    ``limit`` is WEBSOCKET_SEND_BUFFER_LIMIT: when a write leaves more than that
+    held by Twisted for the socket, ``on_backed_up`` runs once (the consumer
+    closes with 4500) and later frames are dropped, not buffered: the socket is
+    closing and its client resumes with ``since``.
+    """
+
+    __slots__ = ("server", "protocol", "limit", "on_backed_up", "backed_up")
+
+    def __init__(self, server, protocol, limit: int = 0, on_backed_up=None) -> None:
         self.server = server
         self.protocol = protocol
+        self.limit = limit
+        self.on_backed_up = on_backed_up
+        self.backed_up = False
 
     @classmethod
     def for_send(cls, send) -> DirectWire | None:
@@ -110,7 +140,11 @@ class DirectWire:
             or send.keywords
         ):
             return None
-        return cls(server, send.args[0])
+        protocol = send.args[0]
+        if not twisted_seam_ok(getattr(protocol, "transport", None)):
+            _warn_seam()
+            return None
+        return cls(server, protocol)
 
     def release_handshake(self) -> None:
         release_handshake(self.protocol)
@@ -127,8 +161,23 @@ class DirectWire:
         if p.state == p.STATE_OPEN:
             p.sendCloseFrame(code=1011, isReply=False)
 
+    def held(self) -> int:
+        """Bytes held for this socket by Twisted (what the kernel did not take)."""
+        t = self.protocol.transport
+        return held_by_twisted(t) if t is not None else 0
+
+    def check(self) -> bool:
+        """After a write by any path: past the limit, say so once. True when backed up."""
+        if not self.backed_up and 0 < self.limit < self.held():
+            self.backed_up = True
+            if self.on_backed_up is not None:
+                self.on_backed_up()
+        return self.backed_up
+
     def send_text(self, text: str) -> bool:
         """Send ``text`` as one frame; False (nothing sent) when the ASGI path must do it."""
+        if self.backed_up:
+            return True  # closing with 4500: nothing more is held for it
         p = self.protocol
         conn = self.server.connections.get(p)
         if (
@@ -148,6 +197,7 @@ class DirectWire:
             return False  # at or past autobahn's limit: its own path decides
         if t.dataBuffer or t._tempDataBuffer:
             t.write(frame)
+            self.check()
             return True
         try:
             sent = sock.send(frame)
@@ -159,4 +209,17 @@ class DirectWire:
             return True
         if sent < len(frame):
             t.write(frame[sent:])
+            self.check()
         return True
+
+
+_warned: list[bool] = []
+
+
+def _warn_seam() -> None:
+    if not _warned:
+        _warned.append(True)
+        logging.getLogger(__name__).warning(
+            "Twisted's write buffer is not where realtime/wire.py looks: sockets use the ASGI send, "
+            "and WEBSOCKET_SEND_BUFFER_LIMIT is not enforced"
+        )
