@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run passwords test install install-dev lint format bench clean
+.PHONY: run passwords test install install-dev lint typecheck format bench clean
 
 # Two install sets: `make run` needs only requirements.txt; the test and lint
-# tools (pytest, Playwright, ruff) come with requirements-dev.txt, for the
+# tools (pytest, Playwright, ruff, mypy) come with requirements-dev.txt, for the
 # targets that use them.
 $(BIN)/.venv-made:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/mypy
+
+typecheck: install-dev
+	$(BIN)/mypy
 
 format: install-dev
 	$(BIN)/ruff format .
@@ -52,4 +56,4 @@ bench: install-dev
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -18,6 +18,7 @@ Every limit of docs/protocol.md section 9 is one of these; README.md has the tab
 
 from __future__ import annotations
 
+import builtins
 import math
 import os
 import re
@@ -267,7 +268,7 @@ class EnvReader:
     def __init__(self) -> None:
         self.problems: list[str] = []
 
-    def _read(self, kind: type, name: str, default: Any, positive: bool = False) -> Any:
+    def _read(self, kind: type, name: builtins.str, default: Any, positive: builtins.bool = False) -> Any:
         text = os.environ.get(name)
         if text is None or text.strip() == "":
             return default
@@ -282,20 +283,21 @@ class EnvReader:
             return default
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
-        return self._read(bool, name, default)
+    # Named after the types they read (``env.int``), so the types are spelled builtins.* here.
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
+        return self._read(builtins.bool, name, default)
 
-    def int(self, name: str, default: int, *, positive: bool = False) -> int:
-        return self._read(int, name, default, positive)
+    def int(self, name: builtins.str, default: builtins.int, *, positive: builtins.bool = False) -> builtins.int:
+        return self._read(builtins.int, name, default, positive)
 
-    def float(self, name: str, default: float, *, positive: bool = False) -> float:
-        return self._read(float, name, default, positive)
+    def float(self, name: builtins.str, default: builtins.float, *, positive: builtins.bool = False) -> builtins.float:
+        return self._read(builtins.float, name, default, positive)
 
-    def list(self, name: str, default: list[str]) -> list[str]:
-        return self._read(list, name, default)
+    def list(self, name: builtins.str, default: builtins.list[builtins.str]) -> builtins.list[builtins.str]:
+        return self._read(builtins.list, name, default)
 
-    def str(self, name: str, default: str | None = None) -> str | None:
-        return self._read(str, name, default)
+    def str(self, name: builtins.str, default: builtins.str | None = None) -> builtins.str | None:
+        return self._read(builtins.str, name, default)
 
 
 env = EnvReader()

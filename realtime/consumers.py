@@ -64,8 +64,8 @@ def origin_allowed(origin: str | None) -> bool:
 _warned_origins: set[str] = set()
 
 
-def log_refused_origin(origin: str) -> None:
-    if origin in _warned_origins or len(_warned_origins) >= 256:
+def log_refused_origin(origin: str | None) -> None:
+    if origin is None or origin in _warned_origins or len(_warned_origins) >= 256:
         logger.debug("refused handshake from origin %r", origin)
         return
     _warned_origins.add(origin)
@@ -270,11 +270,11 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
         except Exception:
             logger.warning("could not clear connection %s; pruning will", self.connection_id, exc_info=True)
             return
-        if last_one:
+        if last_one and self.user_id is not None:
             self.hub.schedule_offline(self.user_id)
 
     def _after_release(self, done: asyncio.Future) -> None:
-        if not done.cancelled() and done.exception() is None and done.result():
+        if not done.cancelled() and done.exception() is None and done.result() and self.user_id is not None:
             self.hub.schedule_offline(self.user_id)
 
     def transport_gone(self) -> bool:

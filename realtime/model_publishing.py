@@ -144,7 +144,7 @@ _publishers: dict[type[models.Model], ModelPublisher] = {}
 
 def _tracked_fields(model: type[models.Model], fields: Iterable[str] | None) -> dict[str, str]:
     if fields is None:
-        chosen = [f for f in model._meta.concrete_fields if not f.primary_key]
+        chosen: list[Any] = [f for f in model._meta.concrete_fields if not f.primary_key]
     else:
         chosen = [model._meta.get_field(name) for name in fields]
     return {f.name: f.attname for f in chosen}

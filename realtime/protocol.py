@@ -119,14 +119,17 @@ def parse_channel(name: Any) -> Channel:
 
 def now_iso() -> str:
     """The current UTC time as ISO 8601 with a Z suffix, to the millisecond."""
-    return iso(datetime.now(UTC))
+    return iso_utc(datetime.now(UTC))
+
+
+def iso_utc(value: datetime) -> str:
+    """``value`` as ISO 8601 in UTC with a Z suffix, to the millisecond."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    value = value.astimezone(UTC)
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``iso_utc`` for a timestamp that may be missing (``last_seen`` of someone never seen)."""
+    return None if value is None else iso_utc(value)
 
 
 def valid_client_id(client_id: str) -> bool:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from . import conf, doorbell
 from .models import ChannelSequence, Message
-from .protocol import encode, envelope, iso, parse_channel, utf8_len
+from .protocol import encode, envelope, iso_utc, parse_channel, utf8_len
 from .sizes import max_publication_size
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def publish(channel: str, message: dict) -> dict:
     with transaction.atomic():
         seq = _next_seq(channel, origin if bell == "postgresql" else None)
         created_at = timezone.now()
-        full = envelope(message, channel=channel, seq=seq, ts=iso(created_at))
+        full = envelope(message, channel=channel, seq=seq, ts=iso_utc(created_at))
         text = encode(full)
         size, limit = utf8_len(text), max_publication_size()
         if size > limit:
@@ -78,7 +78,7 @@ def _insert(channel: str, seq: int, type_: str, text: str, created_at) -> None:
         return
     quote = connection.ops.quote_name
     fields = ("channel", "seq", "type", "payload", "created_at")
-    columns = ", ".join(quote(Message._meta.get_field(name).column) for name in fields)
+    columns = ", ".join(quote(Message._meta.get_field(name).column) for name in fields)  # type: ignore[union-attr,arg-type]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s, %s)",
@@ -105,7 +105,9 @@ def _next_seq(channel: str, notify_origin: str | None = None) -> int:
             with transaction.atomic():
                 ChannelSequence.objects.create(channel=channel, last_seq=1)
         except IntegrityError:  # another publisher created it first
-            return _increment(channel, notify_origin)
+            seq = _increment(channel, notify_origin)
+            assert seq is not None  # the row exists now
+            return seq
         if notify_origin is not None:
             with connections[router.db_for_write(ChannelSequence)].cursor() as cursor:
                 cursor.execute(

@@ -37,7 +37,7 @@ def websocket_application(scope, receive, send):
     return RealtimeConsumer()(scope, receive, send)
 
 
-websocket_application._asgi_single_callable = True
+websocket_application._asgi_single_callable = True  # type: ignore[attr-defined]
 
 
 async def _refuse(receive, send) -> None:

@@ -18,7 +18,6 @@ SCOPE = "realtime_publish"
 
 class PublishThrottle(ScopedRateThrottle):
     def get_rate(self) -> str | None:
-        rate = self.THROTTLE_RATES.get(self.scope)
-        if rate is None and self.scope == SCOPE:
+        if self.scope == SCOPE and SCOPE not in self.THROTTLE_RATES:
             return conf.get("REALTIME_PUBLISH_THROTTLE")
         return super().get_rate()
