@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenRefreshView
 
 from dexter.auth_views import ThrottledTokenObtainPairView
-from dexter.views import dashboard, ops_console
+from dexter.views import dashboard, issue_page, ops_console
 
 handler404 = "dexter.errors.not_found"
 handler500 = "dexter.errors.server_error"
@@ -12,6 +12,7 @@ handler500 = "dexter.errors.server_error"
 urlpatterns = [
     path("", dashboard, name="dashboard"),
     path("ops/", ops_console, name="ops"),
+    path("issues/<int:issue_id>/", issue_page, name="issue-page"),
     path("admin/", admin.site.urls),
     path("api/auth/token/", ThrottledTokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),

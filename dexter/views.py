@@ -10,3 +10,6 @@ from django.views.generic import TemplateView
 
 dashboard = require_safe(TemplateView.as_view(template_name="dashboard.html"))
 ops_console = require_safe(TemplateView.as_view(template_name="ops.html"))
+
+# /issues/<id>/: one issue worked on together (issue.js); the shell is static, the page asks the API.
+issue_page = require_safe(TemplateView.as_view(template_name="issue.html"))

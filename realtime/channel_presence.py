@@ -89,6 +89,19 @@ def members(channels: list[str]) -> dict[str, dict[str, dict]]:
     return out
 
 
+def member_counts(kind: str) -> dict[str, int]:
+    """{channel: number of members} of every channel of ``kind`` that has any (one query)."""
+    from django.db.models import Count
+
+    rows = (
+        ChannelMember.objects.filter(channel__startswith=f"{kind}:")
+        .values("channel")
+        .annotate(users=Count("user_id", distinct=True))
+        .values_list("channel", "users")
+    )
+    return dict(rows)
+
+
 def member_list(channel: str) -> list[dict]:
     """The members of one channel, by username (the HTTP API, the snapshot)."""
     return sorted(members([channel])[channel].values(), key=lambda e: (e["username"], e["user_id"]))

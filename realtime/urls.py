@@ -4,6 +4,7 @@ from . import views
 
 urlpatterns = [
     path("channels/<str:channel>/history/", views.HistoryView.as_view(), name="realtime-history"),
+    path("channels/presence/", views.ChannelPresenceCountsView.as_view(), name="realtime-channel-presence-counts"),
     path("channels/<str:channel>/presence/", views.ChannelPresenceView.as_view(), name="realtime-channel-presence"),
     path("presence/", views.PresenceView.as_view(), name="realtime-presence"),
     path("broadcast/", views.BroadcastView.as_view(), name="realtime-broadcast"),

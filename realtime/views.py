@@ -59,6 +59,35 @@ class ChannelPresenceView(APIView):
         return Response({"channel": name, "count": len(members), "members": members})
 
 
+class ChannelPresenceCountsView(APIView):
+    """How many members each channel of one kind has: the issue list's "2 here" (section 10).
+
+    Only channels the caller may subscribe to are counted (the same policy as
+    the socket), so the answer never reveals an object the caller cannot see.
+    """
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", str, required=True, description="a channel kind with presence")],
+        responses=OpenApiTypes.OBJECT,
+        description='`{"kind": "issue", "counts": {"issue:12": 2}}`: channels with no member are left out.',
+    )
+    def get(self, request):
+        kind = request.query_params.get("kind", "")
+        if not channel_presence.has_presence(kind):
+            raise ValidationError({"kind": "a channel kind with channel presence"})
+        channel_presence.sweep()
+        counts = {}
+        for channel, count in channel_presence.member_counts(kind).items():
+            try:
+                policy.check(request.user, channel)
+            except protocol.ProtocolError:
+                continue
+            counts[channel] = count
+        return Response({"kind": kind, "counts": counts})
+
+
 class HistoryView(APIView):
     """Stored messages of one channel, under the same policy as the socket."""
 

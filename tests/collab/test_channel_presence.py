@@ -257,3 +257,18 @@ async def test_closing_while_others_watch_releases_after_the_grace(alice, bob, i
     await asyncio.sleep(0)
     assert not await database_sync_to_async(ChannelMember.objects.filter(user=alice).exists)()
     await b.close()
+
+
+async def test_member_counts_per_kind_for_the_issue_list(alice, bob, issue, auth_api):
+    other = await database_sync_to_async(Issue.objects.create)(title="another")
+    a, _ = await join(alice, f"issue:{issue.pk}")
+    b, _ = await join(bob, f"issue:{issue.pk}", "tab-b")
+    b2, _ = await join(bob, f"issue:{other.pk}", "tab-b2")
+    get = database_sync_to_async(lambda path: auth_api(alice).get(path))
+    response = await get("/api/realtime/channels/presence/?kind=issue")
+    assert response.status_code == 200
+    assert response.json() == {"kind": "issue", "counts": {f"issue:{issue.pk}": 2, f"issue:{other.pk}": 1}}
+    assert (await get("/api/realtime/channels/presence/?kind=issues")).status_code == 400
+    assert (await get("/api/realtime/channels/presence/")).status_code == 400
+    for client in (a, b, b2):
+        await client.close()

@@ -10,6 +10,7 @@
 // updated after the request left (the message is newer), and rows are keyed
 // by issue id, so nothing can show twice.
 import { WebSocketClient } from "./dexter-realtime.js";
+import { followPeople, peopleOn, stopPeople } from "./issue-counts.js";
 
 const $ = (id) => document.getElementById(id);
 const AUTH_KEY = "dexter.auth";
@@ -227,7 +228,7 @@ function renderIssue(row, issue) {
   // A live update must not steal the keyboard: refocus the same control after the redraw.
   const focused = row.contains(document.activeElement) ? document.activeElement.classList[0] : null;
   row.replaceChildren(
-    el("div", { className: "issue-title", textContent: issue.title }),
+    el("div", { className: "issue-title" }, el("a", { href: `/issues/${id}/`, textContent: issue.title })),
     el(
       "div",
       { className: "issue-actions" },
@@ -247,6 +248,7 @@ function renderIssue(row, issue) {
       el("span", { className: `badge level-${issue.level}`, textContent: issue.level || "error" }),
       el("span", { className: `badge status-${status} issue-status`, textContent: status }),
       el("span", { textContent: `${events} event${events === 1 ? "" : "s"}` }),
+      peopleOn(id) ? el("span", { className: "issue-people", textContent: `${peopleOn(id)} on it` }) : null,
       assignee ? el("span", { className: "issue-assignee", textContent: `assigned to ${username(assignee)}` }) : null,
       issue.last_seen ? el("span", { textContent: `last seen ${timeText(issue.last_seen)}` }) : null,
     ),
@@ -508,9 +510,13 @@ function showApp() {
   me = { id: String(claims.user_id ?? ""), username: session.username };
   startClient();
   loadUsers().then(loadIssues);
+  followPeople(api, (ids) => {
+    for (const id of ids) if (issues.has(id)) renderIssue(rows.get(id), issues.get(id));
+  });
 }
 
 function signOut(message = "") {
+  stopPeople();
   client?.close();
   client = null;
   saveSession(null);
