@@ -89,6 +89,13 @@ def members(channels: list[str]) -> dict[str, dict[str, dict]]:
     return out
 
 
+def then_members(change, args: tuple, channels: list[str]) -> dict[str, dict[str, dict]]:
+    """Make one change (``join``, ``leave``), then read ``channels``' members: one trip to
+    the database thread instead of two, which is most of a diff's latency."""
+    change(*args)
+    return members(channels)
+
+
 def member_counts(kind: str) -> dict[str, int]:
     """{channel: number of members} of every channel of ``kind`` that has any (one query)."""
     from django.db.models import Count

@@ -94,9 +94,9 @@ class ChannelTracker:
         """``subscribe`` with ``presence: true``: write the row, tell the others, then the snapshot."""
         self._ensure_running()
         conn.presence_joined = True
-        await self.hub.db(channel_presence.join, channel, conn.user_id, conn.connection_id, self.hub.server_id)
         async with self.lock:
-            await self._refresh([channel])
+            change = (channel_presence.join, (channel, conn.user_id, conn.connection_id, self.hub.server_id))
+            await self._refresh([channel], change)
             self.subscribers[channel].add(conn)
             members = sorted(self.members[channel].values(), key=lambda e: (e["username"], e["user_id"]))
             # Under the lock: no diff can reach this socket before its snapshot.
@@ -112,8 +112,12 @@ class ChannelTracker:
         """``unsubscribe``: the connection's row goes at once (one DELETE)."""
         if not self._drop(conn, channel):
             return
-        await self.hub.db(channel_presence.leave, channel, conn.user_id, conn.connection_id)
-        await self.refresh([channel])
+        change = (channel_presence.leave, (channel, conn.user_id, conn.connection_id))
+        async with self.lock:
+            if channel in self.subscribers:
+                await self._refresh([channel], change)
+            else:  # nobody else here holds it: nobody here to tell
+                await self.hub.db(change[0], *change[1])
         await self._tell_others(channel)
 
     async def set_activity(self, conn, channel: str, activity: str | None) -> bool:
@@ -157,11 +161,15 @@ class ChannelTracker:
         async with self.lock:
             await self._refresh([c for c in channels if c in self.subscribers])
 
-    async def _refresh(self, channels: list[str]) -> None:
-        """Read the rows of ``channels``; send each local subscriber what changed."""
+    async def _refresh(self, channels: list[str], change: tuple | None = None) -> None:
+        """Read the rows of ``channels`` (after making ``change``, a (function, args) of
+        channel_presence, in the same database call); send each local subscriber what changed."""
         if not channels:
             return
-        current = await self.hub.db(channel_presence.members, channels)
+        if change is None:
+            current = await self.hub.db(channel_presence.members, channels)
+        else:
+            current = await self.hub.db(channel_presence.then_members, change[0], change[1], channels)
         for channel, new in current.items():
             old = self.members.get(channel)
             self.members[channel] = new

@@ -496,9 +496,9 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
         sub.last = last
         for seq, text in buffered:
             await self.push(name, seq, text)
-        await self._save_subscriptions()
-        if msg.presence:
+        if msg.presence:  # before the subscriptions column's write: the others hear of it sooner
             await self._presence_join(name)
+        await self._save_subscriptions()
 
     async def on_unsubscribe(self, msg) -> None:
         name = protocol.parse_channel(msg.channel).name

@@ -1,0 +1,235 @@
+"""Channel presence benchmark: 100 users join and leave one issue channel that 1,000 others watch.
+
+    .venv/bin/python -m bench.presence                      # what bench/README.md reports
+    .venv/bin/python -m bench.presence --watchers 50 --joiners 5   # a quick look
+
+One Dexter server (``manage.py runrealtime`` on a fresh SQLite file, pinned to
+core 0 where it can be) and this load generator. ``--watchers`` sockets (one
+user, so one member with that many connections) subscribe to ``issue:<id>``
+with ``presence: true``; then each of ``--joiners`` users, one after the other,
+subscribes with presence (a join) and unsubscribes (a leave). For every join
+and leave, the latency is, for each watcher, the time from the joiner's frame
+going out to that watcher's ``channel_presence_diff`` naming the joiner.
+
+Database writes are counted by SQLite triggers the benchmark adds to the real-
+time tables before the server starts: one count per row inserted, updated or
+deleted, per table, read before and after the join/leave phase (the joiners are
+connected before it, so their connection rows are not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import websockets
+
+from .servers import ROOT, _child_setup, dexter_env, free_port
+
+TABLES = ("realtime_channelmember", "realtime_connection", "realtime_presence", "realtime_message")
+
+SETUP = """
+from django.contrib.auth.models import User
+from rest_framework_simplejwt.tokens import AccessToken
+from issues.models import Issue
+users = [User.objects.create_user("watcher")] + [User.objects.create_user(f"j{{n}}") for n in range({joiners})]
+issue = Issue.objects.create(title="Worked on by everyone")
+import json
+print(json.dumps({{"issue": issue.pk, "tokens": [str(AccessToken.for_user(u)) for u in users]}}))
+"""
+
+
+def add_write_counters(db: Path) -> None:
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE bench_writes (tbl TEXT, op TEXT, n INTEGER, PRIMARY KEY (tbl, op))")
+    for table in TABLES:
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            con.execute("INSERT INTO bench_writes VALUES (?, ?, 0)", (table, op))
+            con.execute(
+                f"CREATE TRIGGER bench_{table}_{op.lower()} AFTER {op} ON {table} FOR EACH ROW BEGIN "
+                f"UPDATE bench_writes SET n = n + 1 WHERE tbl = '{table}' AND op = '{op}'; END"
+            )
+    con.commit()
+    con.close()
+
+
+def read_writes(db: Path) -> dict[str, int]:
+    con = sqlite3.connect(db)
+    try:
+        return {f"{t}.{op}": n for t, op, n in con.execute("SELECT tbl, op, n FROM bench_writes")}
+    finally:
+        con.close()
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+async def main_async(opts) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "presence.sqlite3"
+        env = dexter_env(db, {"WEBSOCKET_HEARTBEAT_INTERVAL": "600", "WEBSOCKET_MESSAGE_RATE": "100000"})
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+        out = subprocess.run(
+            [*manage, "shell", "-c", SETUP.format(joiners=opts.joiners)],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        setup = json.loads(out.strip().splitlines()[-1])
+        add_write_counters(db)
+        channel = f"issue:{setup['issue']}"
+        watcher_token, joiner_tokens = setup["tokens"][0], setup["tokens"][1:]
+        port = free_port()
+        log = open(Path(tmp) / "server.log", "wb")
+        server = subprocess.Popen(
+            [*manage, "runrealtime", "-b", "127.0.0.1", "-p", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_child_setup,
+        )
+        try:
+            return await run(opts, port, db, channel, watcher_token, joiner_tokens, server)
+        finally:
+            server.terminate()
+            server.wait(20)
+            log.close()
+
+
+async def run(opts, port, db, channel, watcher_token, joiner_tokens, server) -> dict:
+    base = f"ws://127.0.0.1:{port}/ws"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            probe = await websockets.connect(f"{base}/probe/")
+            await probe.close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("server did not start") from None
+            await asyncio.sleep(0.2)
+
+    # Who is waiting for what: (user_id, "join"|"leave") -> set of watcher indexes still to hear it.
+    waiting: dict[tuple[str, str], dict] = {}
+    latencies = {"join": [], "leave": []}
+
+    async def watch(ws, index: int) -> None:
+        async for text in ws:
+            msg = json.loads(text)
+            if msg.get("type") != "channel_presence_diff":
+                continue
+            now = time.perf_counter()
+            for kind, entries in (("join", msg["joins"]), ("leave", msg["leaves"])):
+                for entry in entries:
+                    wait = waiting.get((entry["user_id"], kind))
+                    if wait is not None and index in wait["left"]:
+                        wait["left"].discard(index)
+                        latencies[kind].append((now - wait["sent"]) * 1000)
+                        if not wait["left"]:
+                            wait["done"].set()
+
+    connect_started = time.monotonic()
+    watchers = []
+    sem = asyncio.Semaphore(16)
+
+    async def open_watcher(n: int):
+        async with sem:
+            ws = await websockets.connect(f"{base}/w{n}/?token={watcher_token}", max_queue=None, open_timeout=120)
+            await ws.recv()  # connection
+            await ws.send(json.dumps({"type": "subscribe", "channel": channel, "presence": True}))
+            while json.loads(await ws.recv())["type"] != "channel_presence":
+                pass
+            return ws
+
+    watchers = await asyncio.gather(*(open_watcher(n) for n in range(opts.watchers)))
+    readers = [asyncio.ensure_future(watch(ws, i)) for i, ws in enumerate(watchers)]
+    joiners = []
+    for n, token in enumerate(joiner_tokens):
+        ws = await websockets.connect(f"{base}/j{n}/?token={token}")
+        hello = json.loads(await ws.recv())
+        joiners.append((ws, hello["user"]["id"]))
+    connect_s = time.monotonic() - connect_started
+    await asyncio.sleep(1)  # the connects' own writes are done before counting starts
+
+    before = read_writes(db)
+    cpu_before = cpu_seconds(server.pid)
+    lost = 0
+    for ws, user_id in joiners:
+        for kind, frame in (
+            ("join", {"type": "subscribe", "channel": channel, "presence": True}),
+            ("leave", {"type": "unsubscribe", "channel": channel}),
+        ):
+            wait = {"left": set(range(len(watchers))), "done": asyncio.Event(), "sent": time.perf_counter()}
+            waiting[(user_id, kind)] = wait
+            await ws.send(json.dumps(frame))
+            try:
+                await asyncio.wait_for(wait["done"].wait(), opts.timeout)
+            except TimeoutError:
+                lost += len(wait["left"])
+            del waiting[(user_id, kind)]
+    cpu = cpu_seconds(server.pid) - cpu_before
+    await asyncio.sleep(1)
+    after = read_writes(db)
+    writes = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+    changes = 2 * len(joiners)
+    member_writes = sum(v for k, v in writes.items() if k.startswith("realtime_channelmember."))
+    for task in readers:
+        task.cancel()
+    for ws in watchers + [j[0] for j in joiners]:
+        await ws.close()
+    all_ms = latencies["join"] + latencies["leave"]
+    return {
+        "watchers": len(watchers),
+        "joiners": len(joiners),
+        "connect_s": round(connect_s, 2),
+        "diffs_delivered": len(all_ms),
+        "diffs_lost": lost,
+        "p50_ms": round(pct(all_ms, 50), 1),
+        "p99_ms": round(pct(all_ms, 99), 1),
+        "max_ms": round(max(all_ms), 1),
+        "mean_ms": round(statistics.fmean(all_ms), 1),
+        "join_p99_ms": round(pct(latencies["join"], 99), 1),
+        "leave_p99_ms": round(pct(latencies["leave"], 99), 1),
+        "server_cpu_ms_per_change": round(cpu * 1000 / changes, 2),
+        "channelmember_writes_per_change": round(member_writes / changes, 2),
+        "row_writes_by_table": writes,
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--joiners", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for one diff at every watcher")
+    opts = parser.parse_args()
+    from .servers import raise_nofile
+
+    raise_nofile()
+    result = asyncio.run(main_async(opts))
+    print(json.dumps(result, indent=2))
+    ok = result["p99_ms"] < 100 and result["diffs_lost"] == 0 and result["channelmember_writes_per_change"] <= 1
+    print("target (p99 < 100 ms to all, nothing lost, <= 1 write per join/leave):", "met" if ok else "NOT met")
+
+
+if __name__ == "__main__":
+    main()
