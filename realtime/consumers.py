@@ -237,7 +237,14 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
     async def disconnect(self, code) -> None:
         logger.debug("closed %s code=%s user=%s", self.connection_id, code, self.user_id)
         code = getattr(self, "_close_code", None) or code
-        counters.closed(code, getattr(self, "_close_reason", ""), self.connection_id, self.user_id, self.client_id)
+        counters.closed(
+            code,
+            getattr(self, "_close_reason", ""),
+            self.connection_id,
+            self.user_id,
+            self.client_id,
+            getattr(self.user, "username", None),
+        )
         await self.release()
 
     async def release(self) -> None:
@@ -427,7 +434,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
             return True
         strikes += 1
         self._bucket = (tokens, now, strikes, window)
-        counters.rate_limited(self.connection_id, self.user_id, self.client_id)
+        counters.rate_limited(self.connection_id, self.user_id, self.client_id, getattr(self.user, "username", None))
         if strikes > 4 * rate:
             asyncio.ensure_future(self.close_with(protocol.CLOSE_RATE_LIMITED))
         else:

@@ -70,12 +70,12 @@ def observe_delivery(text: str) -> None:
     DELIVERY_LATENCY.observe(max(0.0, time.time() - sent))
 
 
-def closed(code, reason: str, connection_id: str, user_id, client_id: str) -> None:
+def closed(code, reason: str, connection_id: str, user_id, client_id: str, username: str | None = None) -> None:
     code = str(code if code is not None else 1005)
     CLOSES.labels(code).inc()
     RECENT_CLOSES.append(
         {"at": time.time(), "code": code, "reason": reason, "connection_id": connection_id,
-         "user_id": user_id, "client_id": client_id}
+         "user_id": user_id, "username": username, "client_id": client_id}
     )  # fmt: skip
     if code == "4500":
         SEND_BUFFER_CLOSES.inc()
@@ -85,15 +85,16 @@ def error_sent(code: str) -> None:
     ERRORS.labels(code).inc()
 
 
-def rate_limited(connection_id: str, user_id, client_id: str) -> None:
+def rate_limited(connection_id: str, user_id, client_id: str, username: str | None = None) -> None:
     RATE_LIMITED.inc()
-    trouble("rate limited", connection_id, user_id, client_id)
+    trouble("rate limited", connection_id, user_id, client_id, username)
 
 
-def trouble(what: str, connection_id: str, user_id, client_id: str) -> None:
+def trouble(what: str, connection_id: str, user_id, client_id: str, username: str | None = None) -> None:
     RECENT_TROUBLE.append(
-        {"at": time.time(), "what": what, "connection_id": connection_id, "user_id": user_id, "client_id": client_id}
-    )
+        {"at": time.time(), "what": what, "connection_id": connection_id, "user_id": user_id,
+         "username": username, "client_id": client_id}
+    )  # fmt: skip
 
 
 def replayed(count: int) -> None:

@@ -142,11 +142,15 @@ function series() {
   return [0, 1, 2, 3, 4].map((i) => rows.map((r) => r[i]));
 }
 
+function chartWidth(node) {
+  return Math.max(260, (node.clientWidth || 500) - 8);
+}
+
 function chart(id, seriesOpts, yLabel) {
   const node = $(id);
-  return new uPlot(
+  const plot = new uPlot(
     {
-      width: Math.max(300, node.clientWidth || 500),
+      width: chartWidth(node),
       height: 220,
       scales: { x: { time: true } },
       axes: [{}, { label: yLabel, size: 60 }],
@@ -155,6 +159,9 @@ function chart(id, seriesOpts, yLabel) {
     [[], ...seriesOpts.map(() => [])],
     node,
   );
+  // Follow the card's width (the window, a phone turned sideways).
+  new ResizeObserver(() => plot.setSize({ width: chartWidth(node), height: 220 })).observe(node);
+  return plot;
 }
 
 function render() {
