@@ -167,6 +167,9 @@ async def run(opts) -> dict:
         await deliver(server, "issues", sse_total, n, 20)
         ws_us = await deliver(server, "global", ws_total, n, opts.messages)
         sse_us = await deliver(server, "issues", sse_total, n, opts.messages)
+        # Every subscriber got every publication once: 20 + M per transport.
+        expected = n * (20 + opts.messages)
+        delivered = {"websocket": ws_total(), "sse": sse_total()}
         pinger.cancel()
         for s in sockets:
             s.close()
@@ -175,8 +178,18 @@ async def run(opts) -> dict:
         return {
             "clients": n,
             "messages": opts.messages,
-            "websocket": {"cpu_us_per_delivered": round(ws_us, 1), "kb_per_connection": round((with_ws - base) / n, 1)},
-            "sse": {"cpu_us_per_delivered": round(sse_us, 1), "kb_per_connection": round((with_sse - with_ws) / n, 1)},
+            "websocket": {
+                "cpu_us_per_delivered": round(ws_us, 1),
+                "kb_per_connection": round((with_ws - base) / n, 1),
+                "delivered": delivered["websocket"],
+                "expected": expected,
+            },
+            "sse": {
+                "cpu_us_per_delivered": round(sse_us, 1),
+                "kb_per_connection": round((with_sse - with_ws) / n, 1),
+                "delivered": delivered["sse"],
+                "expected": expected,
+            },
         }
     finally:
         server.stop()

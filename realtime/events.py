@@ -54,6 +54,19 @@ def event(kind: bytes, text: str, position: bytes | None) -> bytes:
     return head + b"data: " + data + b"\n\n"
 
 
+# The last publication sent to streams of that one channel, and its event.
+_last_single: list = [None, b""]
+
+
+def single_channel_event(text: str, channel: str, seq: int) -> bytes:
+    """The event of a stream holding only ``channel`` (its position is ``channel=seq``), built once per publication."""
+    if text is _last_single[0]:
+        return _last_single[1]
+    data = event(event_type(text), text, f"{channel}={seq}".encode())
+    _last_single[0], _last_single[1] = text, data
+    return data
+
+
 def comment(text: str) -> bytes:
     return b": " + text.encode() + b"\n\n"
 

@@ -262,6 +262,9 @@ class EventStream:
         if last is None or seq <= last:
             return None
         self.positions[channel] = seq
+        if len(self.positions) == 1:
+            # The common stream of one channel: the same bytes for every such stream (built once).
+            return self._write(events.single_channel_event(text, channel, seq))
         return self._write(self._event(events.event_type(text), text))
 
     async def close_with(self, code: int, error: dict | None = None, reason: str | None = None) -> None:
@@ -303,7 +306,10 @@ class EventStream:
         """Send ``data`` now when daphne serves us (no coroutine per push), else return the ASGI send."""
         if self.wire is None:
             return self.send({"type": "http.response.body", "body": data, "more_body": True})
-        if self.wire.write(data) and self.wire.buffered() > int(conf.get("WEBSOCKET_SEND_BUFFER_LIMIT")):
+        # Usually nothing stays buffered (the kernel took it all): the setting is read only when something did.
+        wrote = self.wire.write(data)
+        held = self.wire.buffered() if wrote else 0
+        if held and held > int(conf.get("WEBSOCKET_SEND_BUFFER_LIMIT")):
             logger.info("SSE stream %s reads too slowly: closed", self.connection_id)
             return self.close_with(protocol.CLOSE_SLOW_CONSUMER)
         return None

@@ -23,6 +23,19 @@ import re
 _TOKEN_PARAM = re.compile(rb"(?i)(token=)[^&]*")
 
 
+# The last bytes framed as a chunk, and the chunk: a fan-out writes one event to many streams.
+_last_chunk: list = [None, b""]
+
+
+def _chunk(data: bytes) -> bytes:
+    """One chunk of a chunked HTTP/1.1 body (RFC 9112 section 7.1)."""
+    if data is _last_chunk[0]:
+        return _last_chunk[1]
+    out = b"%x\r\n%b\r\n" % (len(data), data)
+    _last_chunk[0], _last_chunk[1] = data, out
+    return out
+
+
 class HTTPWire:
     __slots__ = ("request",)
 
@@ -71,7 +84,7 @@ class HTTPWire:
             request.write(data)  # the first write sends the headers; TLS and others go Twisted's way
             return True
         request.sentLength += len(data)
-        out = b"%x\r\n%b\r\n" % (len(data), data) if request.chunked else data
+        out = _chunk(data) if request.chunked else data
         if t.dataBuffer or t._tempDataBuffer or t.disconnecting or not getattr(t, "connected", False):
             t.write(out)
             return True

@@ -36,3 +36,21 @@ def test_quick_benchmark_completes_without_loss(tmp_path):
         assert row["closed_by_server"] == 0
         assert row["full"]["cpu_us_per_msg"] is not None
     assert "dexter" in doc["table"]
+
+
+@pytest.mark.timeout(180)
+def test_sse_against_websocket_benchmark_completes_without_loss(tmp_path):
+    out = tmp_path / "sse.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.sse", "--clients", "20", "--messages", "10", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    for kind in ("websocket", "sse"):
+        assert doc[kind]["delivered"] == doc[kind]["expected"] == 20 * 30
+        assert doc[kind]["cpu_us_per_delivered"] >= 0 and doc[kind]["kb_per_connection"] is not None
+    assert "| sse |" in proc.stdout
