@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run passwords test install install-dev lint typecheck format bench clean
+.PHONY: run passwords test install install-dev lint typecheck format bench clean autobahn conformance
 
 # Two install sets: `make run` needs only requirements.txt; the test and lint
 # tools (pytest, Playwright, ruff, mypy) come with requirements-dev.txt, for the
@@ -39,6 +39,25 @@ passwords: install
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The Autobahn testsuite (wstest) runs under Python 2.7 only: pyenv's 2.7.18 or
+# python2.7 on PATH, installed with `pip install --target` into an ignored folder.
+PYTHON27 ?= $(firstword $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/2.7.18/bin/python) $(shell command -v python2.7))
+AUTOBAHN := .autobahn
+
+$(AUTOBAHN)/.installed: tests/conformance/requirements-py27.txt
+	@test -n "$(PYTHON27)" || { echo "make autobahn needs Python 2.7 (pyenv install 2.7.18)" >&2; exit 1; }
+	rm -rf $(AUTOBAHN)/lib
+	$(PYTHON27) -m pip install -q --disable-pip-version-check --no-warn-script-location \
+		--target $(AUTOBAHN)/lib -r tests/conformance/requirements-py27.txt
+	touch $@
+
+autobahn: $(AUTOBAHN)/.installed
+
+# Autobahn's fuzzing client against runrealtime: an echo route (cases 1-7, 9),
+# then /ws/<client_id>/ for ghost connections. ~10 minutes; README "Reliability".
+conformance: install-dev autobahn
+	AUTOBAHN_PYTHON=$(PYTHON27) $(BIN)/python -m tests.conformance.run $(CONFORMANCE_ARGS)
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -56,4 +75,4 @@ bench: install-dev
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(AUTOBAHN) .pytest_cache .ruff_cache .mypy_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 from django.contrib.auth import get_user_model
@@ -228,6 +229,26 @@ class MetricsView(APIView):
         return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
 
 
+def _task_count(hub) -> int | None:
+    """Tasks alive on the hub's loop, counted on that loop (its task set is not thread-safe)."""
+    loop = hub.loop
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return None
+    try:
+        if asyncio.get_running_loop() is loop:
+            return len(asyncio.all_tasks(loop))
+    except RuntimeError:  # no loop in this thread: the usual case, an HTTP thread
+        pass
+
+    async def count() -> int:
+        return len(asyncio.all_tasks())
+
+    try:
+        return asyncio.run_coroutine_threadsafe(count(), loop).result(timeout=5)
+    except Exception:
+        return None
+
+
 class StatsView(APIView):
     permission_classes = [IsStaff]
 
@@ -242,6 +263,9 @@ class StatsView(APIView):
                 "subscriptions": {ch: len(subs) for ch, subs in hub.subscribers.items()},
                 # REALTIME_GC_FREEZE: objects the collector no longer scans.
                 "gc_frozen_objects": gc.get_freeze_count(),
+                # What runs on the server's loop: a number that grows with no
+                # connection to show for it is a leak (tests/integration/test_chaos.py).
+                "tasks": _task_count(hub),
                 **hub.stats,
             }
         subscriptions: dict[str, int] = {}

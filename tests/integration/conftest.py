@@ -82,8 +82,9 @@ def template_db(tmp_path_factory) -> Path:
 
 
 class LiveServer:
-    def __init__(self, env: dict, log_path: Path, port: int | None = None):
+    def __init__(self, env: dict, log_path: Path, port: int | None = None, args: tuple[str, ...] = ()):
         self.env = env
+        self.args = tuple(args)  # more options for runrealtime (daphne's)
         self.port = port or free_port()
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
@@ -99,7 +100,7 @@ class LiveServer:
     def start(self, timeout: float = 20) -> LiveServer:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runrealtime", "-b", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "manage.py", "runrealtime", "-b", "127.0.0.1", "-p", str(self.port), *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=self.log,
