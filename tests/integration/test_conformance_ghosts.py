@@ -1,6 +1,6 @@
 """The Autobahn fuzzing client against ``/ws/<client_id>/`` leaves no ghost connections.
 
-About 500 connections, anonymous and signed in, each fed one of the suite's
+392 connections (196 cases x 2), anonymous and signed in, each fed one of the suite's
 frame sequences (fragmented, interleaved control frames, invalid UTF-8, bad
 opcodes, closes with every code) and often closed or dropped by the fuzzer
 before our reply is written. Afterwards the server must hold nothing for any
