@@ -33,6 +33,7 @@ from pathlib import Path
 
 import websockets
 
+from .client import open_client
 from .servers import ROOT, _child_setup, dexter_env, free_port
 
 TABLES = ("realtime_channelmember", "realtime_connection", "realtime_presence", "realtime_message")
@@ -128,36 +129,35 @@ async def run(opts, port, db, channel, watcher_token, joiner_tokens, server) -> 
     waiting: dict[tuple[str, str], dict] = {}
     latencies = {"join": [], "leave": []}
 
-    async def watch(ws, index: int) -> None:
-        async for text in ws:
-            msg = json.loads(text)
-            if msg.get("type") != "channel_presence_diff":
-                continue
-            now = time.perf_counter()
-            for kind, entries in (("join", msg["joins"]), ("leave", msg["leaves"])):
-                for entry in entries:
-                    wait = waiting.get((entry["user_id"], kind))
-                    if wait is not None and index in wait["left"]:
-                        wait["left"].discard(index)
-                        latencies[kind].append((now - wait["sent"]) * 1000)
-                        if not wait["left"]:
-                            wait["done"].set()
+    def on_message(index: int, msg: dict) -> None:
+        if msg.get("type") != "channel_presence_diff":
+            return
+        now = time.perf_counter()
+        for kind, entries in (("join", msg["joins"]), ("leave", msg["leaves"])):
+            for entry in entries:
+                wait = waiting.get((entry["user_id"], kind))
+                if wait is not None and index in wait["left"]:
+                    wait["left"].discard(index)
+                    latencies[kind].append((now - wait["sent"]) * 1000)
+                    if not wait["left"]:
+                        wait["done"].set()
 
     connect_started = time.monotonic()
-    watchers = []
-    sem = asyncio.Semaphore(16)
+    sem = asyncio.Semaphore(32)
 
     async def open_watcher(n: int):
+        # bench/client.py's lean socket, as the fan-out benchmark's: the load
+        # generator's own parsing must not be what is measured.
         async with sem:
-            ws = await websockets.connect(f"{base}/w{n}/?token={watcher_token}", max_queue=None, open_timeout=120)
-            await ws.recv()  # connection
-            await ws.send(json.dumps({"type": "subscribe", "channel": channel, "presence": True}))
-            while json.loads(await ws.recv())["type"] != "channel_presence":
-                pass
-            return ws
+            client = await open_client(
+                "127.0.0.1", port, f"/ws/w{n}/?token={watcher_token}", on_message=lambda m: on_message(n, m)
+            )
+            snapshot = client.expect("channel_presence")
+            client.send_json({"type": "subscribe", "channel": channel, "presence": True})
+            await asyncio.wait_for(snapshot, 120)
+            return client
 
     watchers = await asyncio.gather(*(open_watcher(n) for n in range(opts.watchers)))
-    readers = [asyncio.ensure_future(watch(ws, i)) for i, ws in enumerate(watchers)]
     joiners = []
     for n, token in enumerate(joiner_tokens):
         ws = await websockets.connect(f"{base}/j{n}/?token={token}")
@@ -188,9 +188,9 @@ async def run(opts, port, db, channel, watcher_token, joiner_tokens, server) -> 
     writes = {k: after[k] - before[k] for k in after if after[k] != before[k]}
     changes = 2 * len(joiners)
     member_writes = sum(v for k, v in writes.items() if k.startswith("realtime_channelmember."))
-    for task in readers:
-        task.cancel()
-    for ws in watchers + [j[0] for j in joiners]:
+    for client in watchers:
+        client.close()
+    for ws, _ in joiners:
         await ws.close()
     all_ms = latencies["join"] + latencies["leave"]
     return {

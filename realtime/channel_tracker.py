@@ -33,6 +33,12 @@ PRESENCE_MESSAGE = "rt.chpresence"
 SIGNAL_MESSAGE = "rt.signal"
 
 
+def _send_now(conn, text: str) -> bool:
+    """``_send`` without a coroutine: True when the socket's direct wire took the frame."""
+    wire = getattr(conn, "_wire", None)
+    return wire is not None and not getattr(conn, "closed", False) and wire.send_text(text)
+
+
 async def _send(conn, text: str) -> None:
     """One frame to one local WebSocket connection.
 
@@ -178,6 +184,9 @@ class ChannelTracker:
                 continue
             for conn in list(self.subscribers.get(channel, ())):
                 try:
+                    # No coroutine per recipient where the direct wire takes the frame.
+                    if _send_now(conn, text):
+                        continue
                     await _send(conn, text)
                 except Exception:
                     logger.warning("channel presence to %s failed", conn.connection_id, exc_info=True)
