@@ -54,3 +54,22 @@ def test_sse_against_websocket_benchmark_completes_without_loss(tmp_path):
         assert doc[kind]["delivered"] == doc[kind]["expected"] == 20 * 30
         assert doc[kind]["cpu_us_per_delivered"] >= 0 and doc[kind]["kb_per_connection"] is not None
     assert "| sse |" in proc.stdout
+
+
+@pytest.mark.timeout(180)
+def test_slow_reader_benchmark_completes_and_the_slow_one_is_closed(tmp_path):
+    """``python -m bench.slow_reader`` small: nothing lost, the reader that never reads closed (4500)."""
+    out = tmp_path / "slow.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.slow_reader", "--clients", "10", "--publications", "150",
+         "--size", "60000", "--rate", "20", "--output", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )  # fmt: skip
+    doc = json.loads(out.read_text())
+    normal, slow = doc["runs"]
+    assert normal["lost"] == slow["lost"] == 0, proc.stdout[-3000:]
+    assert slow["slow_reader_closed_by_server"] is True
+    assert slow["rss_growth_mb"] < 50
