@@ -15,8 +15,9 @@ DETAIL = {
     "properties": {"detail": {"type": "string"}},
     "required": ["detail"],
 }
-# DRF's 400: either a detail (a parse error) or messages per field.
-FIELD_ERRORS = {"type": "object", "additionalProperties": True}
+# DRF's 400: a detail (a parse error), messages per field, or for a list body
+# (POST /api/events/ takes a batch) one such object per item.
+FIELD_ERRORS = {"anyOf": [{"type": "object", "additionalProperties": True}, {"type": "array"}]}
 
 ALWAYS = {
     "401": "Not authenticated, or the token is invalid or expired.",

@@ -150,7 +150,10 @@ def plain_events(items: list) -> list[dict] | None:
             return None
         if not isinstance(culprit, str) or len(culprit) > 255 or culprit != culprit.strip():
             return None
-        if level not in LEVELS or (fingerprint is not None and not isinstance(fingerprint, str)):
+        # isinstance first: a dict or list level is unhashable (found by schemathesis).
+        if not isinstance(level, str) or level not in LEVELS:
+            return None
+        if fingerprint is not None and not isinstance(fingerprint, str):
             return None
         if fingerprint is not None and (len(fingerprint) > 255 or fingerprint != fingerprint.strip()):
             return None

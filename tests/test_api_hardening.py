@@ -249,3 +249,15 @@ def test_schema_documents_errors_null_issue_and_text_metrics(api):
         for method, operation in item.items():
             assert {"401", "403", "404"} <= set(operation["responses"]), (method, path)
     assert "413" in schema["paths"]["/api/issues/"]["post"]["responses"]
+
+
+# --- found by schemathesis ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", [{}, [], 1, None])
+def test_event_with_a_level_of_the_wrong_type_is_400(auth_api, alice, level):
+    body = {"title": "0", "culprit": "", "level": level, "fingerprint": ""}
+    response = auth_api(alice).post("/api/events/", body, format="json")
+    assert response.status_code == 400, response.content
+    response = auth_api(alice).post("/api/events/", [body], format="json")
+    assert response.status_code == 400, response.content
