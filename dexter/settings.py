@@ -210,6 +210,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     # JSON only, with a size and a depth bound (dexter/parsers.py).
     "DEFAULT_PARSER_CLASSES": ["dexter.parsers.JSONParser"],
+    # A write that publish() refuses as too large is a 400, not a 500 (dexter/errors.py).
+    "EXCEPTION_HANDLER": "dexter.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # The client address of the per-address throttles: REMOTE_ADDR unless the
     # server sits behind that many proxies (then the X-Forwarded-For entry they

@@ -261,3 +261,13 @@ def test_event_with_a_level_of_the_wrong_type_is_400(auth_api, alice, level):
     assert response.status_code == 400, response.content
     response = auth_api(alice).post("/api/events/", [body], format="json")
     assert response.status_code == 400, response.content
+
+
+def test_a_write_whose_publication_would_be_too_large_is_400_not_500(auth_api, alice, settings):
+    # A deployment with a small bound: an issue's own fields (255 characters each, escaped) no longer fit.
+    settings.REALTIME_MAX_PUBLICATION_SIZE = 1024
+    body = {"title": "\x01" * 255, "culprit": "\x01" * 255}
+    response = auth_api(alice).post("/api/issues/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert "publication" in response.json()["detail"]
+    assert not Issue.objects.exists()
