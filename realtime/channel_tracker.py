@@ -25,12 +25,11 @@ import weakref
 from collections import defaultdict
 
 from . import channel_presence, conf
+from .fanout import CHANNEL_PRESENCE as PRESENCE_MESSAGE
+from .fanout import SIGNAL as SIGNAL_MESSAGE
 from .protocol import encode
 
 logger = logging.getLogger(__name__)
-
-PRESENCE_MESSAGE = "rt.chpresence"
-SIGNAL_MESSAGE = "rt.signal"
 
 
 def _send_now(conn, text: str) -> bool:

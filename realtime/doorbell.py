@@ -28,7 +28,6 @@ import socket
 import time
 from collections.abc import Callable
 
-from django.conf import settings
 from django.db import connections, router
 
 from . import conf
@@ -55,8 +54,11 @@ def kind(using: str | None = None) -> str | None:
 
 
 def _shared_layer() -> bool:
-    backend = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("BACKEND", "")
-    return bool(backend) and not backend.endswith("InMemoryChannelLayer")
+    from channels.layers import get_channel_layer
+
+    from .fanout import in_process
+
+    return not in_process(get_channel_layer())
 
 
 def _message_model():

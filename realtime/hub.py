@@ -29,12 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Protocol
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from . import conf, counters, doorbell, ops, presence, publisher, revocation
+from . import conf, counters, doorbell, fanout, ops, presence, publisher, revocation
+from .fanout import FANOUT_GROUP, LAYER, close_connections_threadsafe  # noqa: F401 (importable from here)
 from .interest import Interest
-from .outage import Outage
 from .protocol import (
     CLOSE_DISCONNECTED,
     CLOSE_HEARTBEAT_TIMEOUT,
@@ -45,10 +45,8 @@ from .protocol import (
 
 logger = logging.getLogger(__name__)
 
-FANOUT_GROUP = "rt.fanout"
-# The channel layer's health as this process sees it: one warning when it goes,
-# one line when it is back (realtime/outage.py); shared with the publisher's fan-out.
-LAYER = Outage("channel layer", logger, "; the database poller delivers meanwhile")
+# The layer's group, its health and its rt.* messages are realtime/fanout.py's;
+# FANOUT_GROUP, LAYER and close_connections_threadsafe stay importable from here.
 # Seconds between automatic history prunes (REALTIME_HISTORY_SIZE / _TTL) per process.
 HISTORY_PRUNE_PERIOD = 300.0
 
@@ -133,7 +131,7 @@ class Hub:
         loop = asyncio.get_running_loop()
         self.queue = asyncio.Queue()
         self.layer = get_channel_layer()
-        self.layer_is_local = self.layer is None or type(self.layer).__name__ == "InMemoryChannelLayer"
+        self.layer_is_local = fanout.in_process(self.layer)
         self.rang = asyncio.Event()
         if self.doorbell is None:
             self.doorbell = doorbell.Listener(self.on_ring, self.poll_all_now)
@@ -249,14 +247,7 @@ class Hub:
         if older is not None and older is not conn:
             await older.close_with(CLOSE_REPLACED)
         if not self.layer_is_local:
-            await self._layer_send(
-                {
-                    "type": "rt.takeover",
-                    "user_id": conn.user_id,
-                    "client_id": conn.client_id,
-                    "connection_id": conn.connection_id,
-                }
-            )
+            await self._layer_send(fanout.takeover_message(conn.user_id, conn.client_id, conn.connection_id))
 
     def remove(self, conn: LocalConnection) -> None:
         self.connections.pop(conn.connection_id, None)
@@ -296,7 +287,7 @@ class Hub:
             await conn.close_with(code)
             return True
         if not self.layer_is_local:
-            await self._layer_send({"type": "rt.close", "connection_id": connection_id, "code": code})
+            await self._layer_send(fanout.close_message(connection_id, code))
         return False
 
     # --- delivery --------------------------------------------------------
@@ -459,16 +450,16 @@ class Hub:
                 await asyncio.sleep(LAYER.failed(exc))
                 continue
             kind = message.get("type")
-            if kind == "rt.publish":
+            if kind == fanout.PUBLISH:
                 self.stats["layer_publications"] += 1
                 await self.queue.put((message["channel"], message["seq"], message["text"]))
-            elif kind == "rt.close":
+            elif kind == fanout.CLOSE:
                 conn = self.connections.get(message["connection_id"])
                 if conn is not None:
                     await conn.close_with(int(message["code"]))
-            elif kind == "rt.revoke":
+            elif kind == fanout.REVOKE:
                 await revocation.close_matching(self, set(message["users"]), set(message["sessions"]))
-            elif kind == "rt.takeover":
+            elif kind == fanout.TAKEOVER:
                 conn = self.by_client.get((message["user_id"], message["client_id"]))
                 if conn is not None and conn.connection_id != message["connection_id"]:
                     await conn.close_with(CLOSE_REPLACED)
@@ -587,6 +578,7 @@ def get_hub() -> Hub:
     global _hub
     if _hub is None:
         _hub = Hub()
+        fanout.attach(_hub)  # the publisher and presence reach it through the seam
     return _hub
 
 
@@ -595,42 +587,10 @@ def running_hub() -> Hub | None:
     return _hub if _hub is not None and _hub.started else None
 
 
-def close_connections_threadsafe(connection_ids: list[str], code: int, timeout: float = 5.0) -> int:
-    """Close connections from a plain thread (the admin); returns how many were open here.
-
-    Those of this process close at once on its loop; with a cross-process layer
-    (Redis) the others get an ``rt.close``. Without one, the owning server closes
-    them when its heartbeat finds their rows gone, so delete the rows first.
-    """
-    hub = running_hub()
-    if hub is None:
-        layer = get_channel_layer()
-        if layer is not None and type(layer).__name__ != "InMemoryChannelLayer":
-            for connection_id in connection_ids:
-                try:
-                    async_to_sync(layer.group_send)(
-                        FANOUT_GROUP, {"type": "rt.close", "connection_id": connection_id, "code": code}
-                    )
-                except Exception as exc:
-                    LAYER.failed(exc)
-        return 0
-
-    async def close_all() -> int:
-        return sum([await hub.close_connection(cid, code) for cid in connection_ids])
-
-    try:
-        on_loop = asyncio.get_running_loop() is hub.loop
-    except RuntimeError:
-        on_loop = False
-    if on_loop:  # cannot wait for ourselves: schedule it and count what is here
-        asyncio.ensure_future(close_all())
-        return sum(cid in hub.connections for cid in connection_ids)
-    return asyncio.run_coroutine_threadsafe(close_all(), hub.loop).result(timeout)
-
-
 def reset_hub() -> None:
     """Forget the hub (tests start each server-side scenario with a fresh one)."""
     global _hub
+    fanout.detach()
     if _hub is not None:
         for handle in [*_hub.tasks, *_hub.offline_timers.values(), _hub.batch_timer]:
             if handle is None:

@@ -36,6 +36,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import conf
+from .fanout import close_connections_threadsafe
 from .models import Connection, Presence, ServerInstance
 from .protocol import CLOSE_DISCONNECTED, iso, now_iso
 from .publisher import publish
@@ -143,8 +144,6 @@ def disconnect_connections(connection_ids: list[str]) -> int:
     The users' grace period starts when their sockets close, as for any close.
     Returns how many rows there were.
     """
-    from .hub import close_connections_threadsafe
-
     deleted, _ = Connection.objects.filter(id__in=connection_ids).delete()
     transaction.on_commit(lambda: close_connections_threadsafe(connection_ids, CLOSE_DISCONNECTED))
     return deleted

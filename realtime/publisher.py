@@ -13,12 +13,11 @@ import logging
 from datetime import timedelta
 from functools import partial
 
-from asgiref.sync import async_to_sync
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import conf, doorbell
+from . import conf, doorbell, fanout
 from .models import ChannelSequence, Message
 from .protocol import encode, envelope, iso_utc, parse_channel, utf8_len
 from .sizes import max_publication_size
@@ -88,9 +87,7 @@ def _insert(channel: str, seq: int, type_: str, text: str, created_at) -> None:
 
 def _origin() -> str:
     """This process's server id if it serves sockets (its own rings are not for it), else ""."""
-    from .hub import running_hub
-
-    hub = running_hub()
+    hub = fanout.local()
     return hub.server_id if hub is not None else ""
 
 
@@ -140,7 +137,6 @@ def _increment(channel: str, notify_origin: str | None = None) -> int | None:
 
 
 def _fan_out(channel: str, seq: int, text: str, ring_udp: bool = False, origin: str = "") -> None:
-    from .hub import running_hub
     from .interest import channel_group
 
     if ring_udp:
@@ -148,29 +144,17 @@ def _fan_out(channel: str, seq: int, text: str, ring_udp: bool = False, origin: 
             doorbell.ring_after_commit(origin, channel, seq)
         except Exception:
             logger.warning("doorbell of %s#%s failed; the pollers deliver it", channel, seq, exc_info=True)
-    hub = running_hub()
+    hub = fanout.local()
     if hub is not None:
         hub.deliver_threadsafe(channel, seq, text)
         if hub.layer_is_local:
             return
-    try:
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-        if layer is None or type(layer).__name__ == "InMemoryChannelLayer":
-            # In-process layer, no server here: the server picks it up from the store.
-            return
-        # To the processes with local subscribers of the channel only (realtime/interest.py).
-        async_to_sync(layer.group_send)(
-            channel_group(channel), {"type": "rt.publish", "channel": channel, "seq": seq, "text": text}
-        )
-    except Exception as exc:
-        # Stored already: live clients get it from the server's poller, others by resume.
-        # One warning for the outage, not one traceback per publication.
-        from .hub import LAYER
-
-        LAYER.failed(exc)
-        logger.debug("fan-out of %s#%s failed; it stays in history", channel, seq)
+    # To the processes with local subscribers of the channel only (realtime/interest.py).
+    # In-process layer and no server here: a server picks it up from the store. A
+    # layer that is down: stored already, live clients get it from the servers'
+    # pollers, others by resume (one warning for the outage, not one per publication).
+    if not fanout.send_from_thread(fanout.publish_message(channel, seq, text), channel_group(channel)):
+        logger.debug("fan-out of %s#%s left to the pollers", channel, seq)
 
 
 # --- history ----------------------------------------------------------------

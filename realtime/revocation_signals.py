@@ -12,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from . import revocation
-from .hub import FANOUT_GROUP, running_hub
+from .fanout import local, revoke_message, send_from_thread
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +25,8 @@ logger = logging.getLogger(__name__)
 def revoke_everywhere(*, users: list[str] = (), sessions: list[str] = ()) -> None:
     """Close the sockets of these users and token sessions on every server (from any thread, no wait)."""
     users, sessions = [str(u) for u in users], [str(s) for s in sessions]
-    message = {"type": "rt.revoke", "users": users, "sessions": sessions}
-    hub = running_hub()
+    message = revoke_message(users, sessions)
+    hub = local()
     if hub is not None:
 
         async def here_and_there() -> None:
@@ -38,12 +36,8 @@ def revoke_everywhere(*, users: list[str] = (), sessions: list[str] = ()) -> Non
 
         asyncio.run_coroutine_threadsafe(here_and_there(), hub.loop)
         return
-    layer = get_channel_layer()
-    if layer is not None and type(layer).__name__ != "InMemoryChannelLayer":
-        try:
-            async_to_sync(layer.group_send)(FANOUT_GROUP, message)
-        except Exception:
-            logger.warning("channel layer send failed: rt.revoke (the servers' check will close them)", exc_info=True)
+    # Without a layer, or with it down, each server's own revocation check closes them.
+    send_from_thread(message)
 
 
 def _user_saved(sender, instance, raw=False, **kwargs) -> None:
