@@ -4,15 +4,15 @@
      "data": {"message": ..., "severity": ..., "condition": "threshold"|"match",
               "value": 120, "threshold": 100 (null for match alerts)}}
 
-The envelope is built by ``realtime.manager.notify_alert_sync``, which publishes
-on ``alerts`` and ``alert:<id>``.
+Built here whole and published with ``realtime.publisher.publish`` on ``alerts``
+and ``alert:<id>`` (``realtime`` knows nothing of this shape).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from realtime.manager import WebSocketManager
+from realtime.publisher import publish
 
 from .models import Alert, AlertTrigger
 
@@ -36,9 +36,11 @@ def trigger_data(trigger: AlertTrigger, alert: Alert) -> dict[str, Any]:
 
 def publish_trigger(trigger: AlertTrigger) -> list[dict]:
     alert = trigger.alert
-    return WebSocketManager().notify_alert_sync(
-        alert.pk,
-        trigger_data(trigger, alert),
-        trigger_id=str(trigger.pk),
-        issue_id=None if trigger.issue_id is None else str(trigger.issue_id),
-    )
+    message = {
+        "type": "alert_trigger",
+        "alert_id": str(alert.pk),
+        "trigger_id": str(trigger.pk),
+        "issue_id": None if trigger.issue_id is None else str(trigger.issue_id),
+        "data": trigger_data(trigger, alert),
+    }
+    return [publish("alerts", message), publish(f"alert:{alert.pk}", message)]

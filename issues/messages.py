@@ -1,8 +1,9 @@
 """The shapes of what issues publish (docs/protocol.md section 4), written down once.
 
-The envelope (``type``, ``issue_id``, ``data``; ``channel``/``seq``/``ts``) is
-built by ``realtime.manager``; this module builds ``data`` and decides the
-``update_type``. An issue's state is a dict of wire values (``STATE_FIELDS``),
+Every message is built here whole and published with ``realtime.publisher.publish``
+(which adds ``channel``/``seq``/``ts``); ``realtime`` knows nothing of these
+shapes (its seed-design ``WebSocketManager`` builds the same ones for callers of
+that API). This module also decides the ``update_type``. An issue's state is a dict of wire values (``STATE_FIELDS``),
 so a change is a diff of two states: ``{"status": ["unresolved", "resolved"]}``.
 
     issue_update  data: title, culprit, level, status, assignee, event_count,
@@ -17,8 +18,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from realtime.manager import WebSocketManager
 from realtime.protocol import iso
+from realtime.publisher import publish
 
 ISSUE_UPDATE = "issue_update"
 CREATED = "created"
@@ -29,6 +30,7 @@ ASSIGNED = "assigned"
 COMMENTED = "commented"
 DELETED = "deleted"
 KIND_ASSIGNED = "assigned"
+NOTIFICATION = "notification"
 
 # Wire name -> model attribute. Everything a client may rely on (section 8) but
 # the id and the timestamps every save touches (updated_at) or never changes.
@@ -94,9 +96,15 @@ def comment_dict(comment_id: Any, author_id: Any, body: str, created_at: datetim
 
 def publish_issue_update(issue_id: Any, update_type: str, data: dict[str, Any]) -> list[dict]:
     """One issue_update on ``issues`` and the same on ``issue:<id>``."""
-    return WebSocketManager().notify_issue_update_sync(issue_id, update_type, data)
+    message = {"type": ISSUE_UPDATE, "update_type": update_type, "issue_id": str(issue_id), "data": data}
+    return [publish("issues", message), publish(f"issue:{issue_id}", message)]
 
 
 def publish_assigned(assignee_id: Any, issue_id: Any, title: str, by: str | None) -> dict:
-    message = {"kind": KIND_ASSIGNED, "issue_id": str(issue_id), "data": {"title": title, "by": by}}
-    return WebSocketManager().send_to_user_sync(assignee_id, message)
+    message = {
+        "type": NOTIFICATION,
+        "kind": KIND_ASSIGNED,
+        "issue_id": str(issue_id),
+        "data": {"title": title, "by": by},
+    }
+    return publish(f"user:{assignee_id}", message)
