@@ -247,7 +247,10 @@ class Hub:
         if older is not None and older is not conn:
             await older.close_with(CLOSE_REPLACED)
         if not self.layer_is_local:
-            await self._layer_send(fanout.takeover_message(conn.user_id, conn.client_id, conn.connection_id))
+            # Not awaited: a hung Redis must not hold the handshake (it did, 15 s).
+            asyncio.ensure_future(
+                self._layer_send(fanout.takeover_message(conn.user_id, conn.client_id, conn.connection_id))
+            )
 
     def remove(self, conn: LocalConnection) -> None:
         self.connections.pop(conn.connection_id, None)
@@ -417,9 +420,22 @@ class Hub:
             for item in rows:
                 await self.queue.put(item)
 
-    async def _layer_send(self, message: dict) -> None:
+    def group_send_threadsafe(self, group: str, message: dict) -> bool:
+        """Send ``message`` to a layer group from the server's loop, without waiting.
+
+        For publications made on a thread of this process (a consumer's database
+        work publishing presence): a blocking ``group_send`` there held the one
+        database thread of every consumer for as long as an unresponsive Redis
+        took to time out (15 s a publication). False when no loop can take it.
+        """
+        if self.loop is None or self.loop.is_closed():
+            return False
+        self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._layer_send(message, group)))
+        return True
+
+    async def _layer_send(self, message: dict, group: str = FANOUT_GROUP) -> None:
         try:
-            await self.layer.group_send(FANOUT_GROUP, message)
+            await self.layer.group_send(group, message)
         except Exception as exc:
             LAYER.failed(exc)
         else:

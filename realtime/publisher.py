@@ -149,6 +149,10 @@ def _fan_out(channel: str, seq: int, text: str, ring_udp: bool = False, origin: 
         hub.deliver_threadsafe(channel, seq, text)
         if hub.layer_is_local:
             return
+        # Never wait for Redis on the caller's thread in a server process (the
+        # consumers' shared database thread): the hub's loop sends it.
+        if hub.group_send_threadsafe(channel_group(channel), fanout.publish_message(channel, seq, text)):
+            return
     # To the processes with local subscribers of the channel only (realtime/interest.py).
     # In-process layer and no server here: a server picks it up from the store. A
     # layer that is down: stored already, live clients get it from the servers'
