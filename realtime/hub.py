@@ -42,6 +42,7 @@ from .protocol import (
     CLOSE_TRY_AGAIN,
     REASON_SHUTTING_DOWN,
 )
+from .ratelimit import KeyedTokenBuckets
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Hub:
         self.next_history_prune = 0.0
         self.layer = None
         self.layer_is_local = True
-        self.connect_attempts: dict[str, tuple[float, float]] = {}
+        self.connect_attempts: KeyedTokenBuckets | None = None
         self.offline_timers: dict[str, asyncio.TimerHandle] = {}
         # layer_publications: rt.publish messages the layer brought (interest routing, realtime/interest.py).
         self.stats = {"messages_in": 0, "messages_out": 0, "publications": 0, "layer_publications": 0}
@@ -217,18 +218,11 @@ class Hub:
     # --- connections -----------------------------------------------------
 
     def allow_connect_attempt(self, ip: str) -> bool:
-        """A token bucket per client address: WEBSOCKET_CONNECT_RATE a minute."""
-        rate = float(conf.get("WEBSOCKET_CONNECT_RATE"))
-        now = time.monotonic()
-        tokens, last = self.connect_attempts.get(ip, (rate, now))
-        tokens = min(rate, tokens + (now - last) * rate / 60.0)
-        if tokens < 1:
-            self.connect_attempts[ip] = (tokens, now)
-            return False
-        self.connect_attempts[ip] = (tokens - 1, now)
-        if len(self.connect_attempts) > 10000:  # forget addresses whose bucket is full again
-            self.connect_attempts = {k: v for k, v in self.connect_attempts.items() if now - v[1] < 60}
-        return True
+        """A token bucket per client address: WEBSOCKET_CONNECT_RATE a minute, bursts up to that."""
+        if self.connect_attempts is None:  # read at the first attempt, as the other settings at start
+            rate = float(conf.get("WEBSOCKET_CONNECT_RATE"))
+            self.connect_attempts = KeyedTokenBuckets(rate / 60.0, rate)
+        return self.connect_attempts.take(ip, time.monotonic())
 
     def at_capacity(self) -> bool:
         return len(self.connections) >= int(conf.get("WEBSOCKET_MAX_CONNECTIONS"))
