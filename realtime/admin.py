@@ -2,14 +2,14 @@
 
 Everything here is read-only: rows are written by the servers themselves. The
 one thing an administrator does is "disconnect selected connections", which
-closes those sockets with 4403 wherever they live (``presence.disconnect_connections``).
+closes those sockets with 4403 wherever they live (``connections.disconnect_connections``).
 """
 
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils.translation import ngettext
 
-from . import presence
+from . import connections
 from .models import ChannelMember, ChannelSequence, Connection, Message, Presence, ServerInstance
 
 
@@ -77,7 +77,7 @@ class ConnectionAdmin(ReadOnlyAdmin):
     @admin.action(description="Disconnect selected connections (close 4403)", permissions=["disconnect"])
     def disconnect_selected(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
-        count = presence.disconnect_connections(ids)
+        count = connections.disconnect_connections(ids)
         self.message_user(
             request,
             ngettext("Disconnected %d connection.", "Disconnected %d connections.", count) % count,

@@ -22,7 +22,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http.request import split_domain_port, validate_host
 
-from . import conf, counters, policy, presence, protocol
+from . import conf, connections, counters, policy, presence, protocol
 from .auth import AuthFailed, authenticate, seconds_left
 from .collab import CollabMixin
 from .hub import get_hub
@@ -180,7 +180,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
 
         await self.accept()
         try:
-            await database_sync_to_async(presence.connection_opened)(
+            await database_sync_to_async(connections.connection_opened)(
                 connection_id=self.connection_id,
                 client_id=self.client_id,
                 user_id=self.user_id,
@@ -267,7 +267,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
         # Shielded: daphne cancels a consumer that is slow to finish, and the
         # row must go even then (the database thread finishes the write).
         done = asyncio.ensure_future(
-            database_sync_to_async(presence.connection_closed)(self.connection_id, self.user_id)
+            database_sync_to_async(connections.connection_closed)(self.connection_id, self.user_id)
         )
         try:
             last_one = await asyncio.shield(done)
@@ -560,7 +560,7 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
         upgrading = self.user_id is None
         self._set_user(auth)
         if upgrading:
-            await database_sync_to_async(presence.connection_authenticated)(self.connection_id, self.user_id)
+            await database_sync_to_async(connections.connection_authenticated)(self.connection_id, self.user_id)
             await self.hub.claim_client_id(self)
         await self.send_message(
             protocol.with_ref({"type": "authenticated", "user": protocol.user_dict(self.user)}, msg.ref)
@@ -574,4 +574,4 @@ class RealtimeConsumer(CollabMixin, AsyncWebsocketConsumer):
             raise
 
     async def _save_subscriptions(self) -> None:
-        await database_sync_to_async(presence.update_subscriptions)(self.connection_id, sorted(self.subs))
+        await database_sync_to_async(connections.update_subscriptions)(self.connection_id, sorted(self.subs))

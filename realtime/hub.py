@@ -32,7 +32,7 @@ from typing import Protocol
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from . import conf, counters, doorbell, fanout, ops, presence, publisher, revocation
+from . import conf, connections, counters, doorbell, fanout, instances, ops, presence, publisher, revocation
 from .fanout import FANOUT_GROUP, LAYER, close_connections_threadsafe  # noqa: F401 (importable from here)
 from .interest import Interest
 from .protocol import (
@@ -138,7 +138,7 @@ class Hub:
             self.doorbell = doorbell.Listener(self.on_ring, self.poll_all_now)
             await self.doorbell.start()
         address = self.doorbell.address
-        await self.db(presence.register_server, self.server_id, socket.gethostname(), os.getpid(), address)
+        await self.db(instances.register_server, self.server_id, socket.gethostname(), os.getpid(), address)
         self.loop = loop
         self.tasks = [
             asyncio.ensure_future(self._deliver_loop()),
@@ -211,7 +211,7 @@ class Hub:
                 await self.db(hook, self.server_id)
             except Exception:
                 logger.warning("shutdown hook %s failed", hook, exc_info=True)
-        await self.db(presence.stop_server, self.server_id)
+        await self.db(instances.stop_server, self.server_id)
         # Let the close frames reach the wire before the server tears the sockets down.
         await asyncio.sleep(0.2)
 
@@ -503,15 +503,15 @@ class Hub:
                 except Exception:
                     logger.warning("history pruning failed", exc_info=True)
             try:
-                # One row per process, whatever the number of connections (presence.py).
-                beat = await self.db(presence.server_heartbeat, self.server_id, list(self.connections), interval)
+                # One row per process, whatever the number of connections (instances.py).
+                beat = await self.db(instances.server_heartbeat, self.server_id, list(self.connections), interval)
                 if now - last_touch >= interval:
                     # The coalesced per-connection write: at most once per interval,
                     # for the connections heard from since the last one; pings cost nothing.
                     heard = [cid for cid, c in self.connections.items() if c.last_received >= last_touch]
                     last_touch = now
                     if heard:
-                        await self.db(presence.touch_connections, heard)
+                        await self.db(connections.touch_connections, heard)
             except Exception:
                 logger.warning("heartbeat write failed; retrying", exc_info=True)
                 continue

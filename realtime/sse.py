@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
-from . import conf, events, policy, presence, protocol
+from . import conf, connections, events, policy, presence, protocol
 from .auth import AuthFailed, authenticate, seconds_left, session_user
 from .consumers import origin_allowed
 from .hub import get_hub
@@ -175,7 +175,7 @@ class EventStream:
 
     async def _open(self, channels: list[str], since: dict[str, int]) -> None:
         """Record the connection, start the response, replay from ``since``, then go live."""
-        await database_sync_to_async(presence.connection_opened)(
+        await database_sync_to_async(connections.connection_opened)(
             connection_id=self.connection_id,
             client_id=self.client_id,
             user_id=self.user_id,
@@ -221,7 +221,7 @@ class EventStream:
             pending = self.offer(channel, seq, text)
             if pending is not None:
                 await pending
-        await database_sync_to_async(presence.update_subscriptions)(self.connection_id, sorted(channels))
+        await database_sync_to_async(connections.update_subscriptions)(self.connection_id, sorted(channels))
         self._ping()
 
     async def _refuse(self, exc: Refused) -> None:
@@ -242,7 +242,7 @@ class EventStream:
         if self.hub.stopping:
             return  # the hub clears this server's rows in one go
         try:
-            last_one = await database_sync_to_async(presence.connection_closed)(self.connection_id, self.user_id)
+            last_one = await database_sync_to_async(connections.connection_closed)(self.connection_id, self.user_id)
         except Exception:
             logger.warning("could not clear connection %s; pruning will", self.connection_id, exc_info=True)
             return

@@ -16,7 +16,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import channel_presence, conf, policy, presence, protocol
+from . import channel_presence, conf, connections, instances, policy, presence, protocol
 from .hub import running_hub
 from .ids import parse_id
 from .models import Connection
@@ -54,7 +54,7 @@ class ChannelPresenceView(APIView):
         if not channel_presence.has_presence(protocol.parse_channel(name).kind):
             raise NotFound("this channel has no channel presence")
         # Any reader sweeps what a dead server or an ended grace left, as the presence API prunes.
-        presence.prune_dead_servers()
+        instances.prune_dead_servers()
         channel_presence.sweep()
         members = channel_presence.member_list(name)
         return Response({"channel": name, "count": len(members), "members": members})
@@ -137,7 +137,7 @@ class PresenceView(APIView):
     @extend_schema(responses=PresenceSerializer(many=True))
     def get(self, request):
         # Any reader prunes what a dead server left, so the answer is never stale.
-        presence.prune_dead_servers()
+        instances.prune_dead_servers()
         return Response(PresenceSerializer(presence.presence_list(), many=True).data)
 
     @extend_schema(
@@ -294,6 +294,6 @@ class DisconnectView(APIView):
 
     @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
     def post(self, request, connection_id: str):
-        if not presence.disconnect_connections([connection_id]):
+        if not connections.disconnect_connections([connection_id]):
             raise NotFound("no such connection")
         return Response({"disconnected": connection_id}, status=status.HTTP_202_ACCEPTED)

@@ -226,7 +226,7 @@ async def test_disconnect_from_another_process_closes_with_4403_on_the_next_hear
     # What the admin action does in a process that holds no sockets (a shell here).
     out = await asyncio.to_thread(
         server.shell,
-        f"from realtime import presence\nprint(presence.disconnect_connections([{alice.connection_id!r}]))",
+        f"from realtime import connections\nprint(connections.disconnect_connections([{alice.connection_id!r}]))",
     )
     assert out.strip().splitlines()[-1] == "1"
     assert await close_code(alice, timeout=HEARTBEAT) == 4403  # the server's next tick: a quarter interval

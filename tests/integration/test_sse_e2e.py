@@ -192,7 +192,7 @@ async def test_disconnected_by_an_administrator_and_taken_over(sqlite_env, serve
             second_id = (await second.next()).data["connection_id"]
             assert [e.data for e in await first.until_closed()] == [{"type": "close", "code": 4409}]
             server.shell(
-                f"from realtime.presence import disconnect_connections; disconnect_connections([{second_id!r}])"
+                f"from realtime.connections import disconnect_connections; disconnect_connections([{second_id!r}])"
             )
             assert [e.data["code"] for e in await second.until_closed()] == [4403]
     assert hello["client_id"] == "tab-9"

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client as HttpClient
 from django.utils import timezone
 
-from realtime import presence
+from realtime import connections, presence
 from realtime.models import Connection, ServerInstance
 from realtime.publisher import publish
 from tests.conftest import access_token
@@ -30,7 +30,7 @@ def data(alice, bob):
         ("conn-a2", alice, "server-b"),
         ("conn-b1", bob, "server-b"),
     ]:
-        presence.connection_opened(
+        connections.connection_opened(
             connection_id=cid,
             client_id="tab-" + cid[-2:],
             user_id=user.pk,
@@ -38,7 +38,7 @@ def data(alice, bob):
             ip="10.0.0.7",
             user_agent="Mozilla/5.0 test",
         )
-    presence.update_subscriptions("conn-b1", ["issues", "presence"])
+    connections.update_subscriptions("conn-b1", ["issues", "presence"])
     presence.set_status(bob.pk, "busy", "triaging issue 123")
     publish("global", {"type": "announcement", "message": "System maintenance"})
 

@@ -473,16 +473,16 @@ async def test_simultaneous_first_connections_all_get_recorded(alice, monkeypatc
     """After a restart every client reconnects at once: none may race the hub's start."""
     import time as _time
 
-    from realtime import presence
+    from realtime import instances
     from realtime.models import Connection
 
-    real_register = presence.register_server
+    real_register = instances.register_server
 
     def slow_register(*args):  # a slow database at start-up widens the race
         _time.sleep(0.5)
         real_register(*args)
 
-    monkeypatch.setattr(presence, "register_server", slow_register)
+    monkeypatch.setattr(instances, "register_server", slow_register)
 
     clients = [Client(f"/ws/c{i}/", token=access_token(alice)) for i in range(5)]
     results = await asyncio.gather(*(c.connect() for c in clients))

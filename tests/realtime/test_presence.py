@@ -1,4 +1,5 @@
-"""Presence, docs/protocol.md section 6: through the consumer, and the plain core in realtime.presence."""
+"""Presence, docs/protocol.md section 6: through the consumer, and the plain core
+(realtime.presence, realtime.connections, realtime.instances)."""
 
 import asyncio
 import json
@@ -9,7 +10,7 @@ from channels.db import database_sync_to_async
 from django.core.management import call_command
 from django.utils import timezone
 
-from realtime import presence
+from realtime import connections, instances, presence
 from realtime.models import Connection, Message, Presence, ServerInstance
 from realtime.protocol import iso
 from tests.conftest import access_token
@@ -260,13 +261,13 @@ async def test_heartbeat_writes_are_coalesced_to_one_per_interval(settings, monk
     """Pings write nothing; the hub touches connections heard from at most once per interval."""
     settings.WEBSOCKET_HEARTBEAT_INTERVAL = 1.0
     touches: list[list[str]] = []
-    real_touch = presence.touch_connections
+    real_touch = connections.touch_connections
 
     def counting_touch(ids):
         touches.append(list(ids))
         real_touch(ids)
 
-    monkeypatch.setattr(presence, "touch_connections", counting_touch)
+    monkeypatch.setattr(connections, "touch_connections", counting_touch)
     busy = await connect(alice, "busy-tab")
     idle = await connect(None, "idle-tab")
     busy_id, idle_id = busy.hello["connection_id"], idle.hello["connection_id"]
@@ -302,7 +303,7 @@ def make_server(server_id: str, *, age: float = 0.0) -> ServerInstance:
 
 
 def open_connection(connection_id: str, user, server: str) -> None:
-    presence.connection_opened(
+    connections.connection_opened(
         connection_id=connection_id, client_id="tab", user_id=user.pk if user else None, server_id=server
     )
 
@@ -316,8 +317,8 @@ def test_dead_server_is_pruned_and_its_users_go_offline(settings, alice, bob, ma
     open_connection("c1", carol, "dead")
     open_connection("c2", carol, "live")  # carol also has a tab on a live server
     open_connection("b1", bob, "live")
-    pruned = presence.prune_dead_servers()
-    assert pruned == presence.Pruned(servers=1, connections=2, offline=1)
+    pruned = instances.prune_dead_servers()
+    assert pruned == instances.Pruned(servers=1, connections=2, offline=1)
     assert set(Connection.objects.values_list("id", flat=True)) == {"c2", "b1"}
     assert ServerInstance.objects.get(id="dead").stopped_at is not None
     statuses = dict(Presence.objects.values_list("user__username", "status"))
@@ -326,14 +327,14 @@ def test_dead_server_is_pruned_and_its_users_go_offline(settings, alice, bob, ma
     offline = [json.loads(p) for p in Message.objects.filter(channel="presence").values_list("payload", flat=True)]
     assert [(m["user_id"], m["status"]) for m in offline][-1] == (str(alice.pk), "offline")
     # Idempotent.
-    assert presence.prune_dead_servers() == presence.Pruned(0, 0, 0)
+    assert instances.prune_dead_servers() == instances.Pruned(0, 0, 0)
 
 
 def test_stopped_server_leaves_its_users_the_grace_period(settings, alice):
     settings.WEBSOCKET_PRESENCE_GRACE = 5
     make_server("s1")
     open_connection("a1", alice, "s1")
-    assert presence.stop_server("s1") == 1
+    assert instances.stop_server("s1") == 1
     assert not Connection.objects.exists()
     row = Presence.objects.get(user=alice)
     assert row.status == "online" and row.offline_pending_since is not None
@@ -342,9 +343,9 @@ def test_stopped_server_leaves_its_users_the_grace_period(settings, alice):
     open_connection("a2", alice, "s2")
     assert Presence.objects.get(user=alice).offline_pending_since is None
     # ...and without one, whoever prunes after the grace sets her offline.
-    presence.connection_closed("a2", alice.pk)
+    connections.connection_closed("a2", alice.pk)
     Presence.objects.filter(user=alice).update(offline_pending_since=timezone.now() - timedelta(seconds=6))
-    assert presence.prune_dead_servers().offline == 1
+    assert instances.prune_dead_servers().offline == 1
     assert Presence.objects.get(user=alice).status == "offline"
 
 
@@ -357,15 +358,15 @@ def test_rows_a_server_wrote_after_it_stopped_are_pruned(settings, alice, bob):
     make_server("s1")
     make_server("live")
     open_connection("a1", alice, "s1")
-    presence.stop_server("s1")
+    instances.stop_server("s1")
     open_connection("a2", alice, "s1")  # the late one
     open_connection("b1", bob, "live")
-    assert presence.prune_dead_servers().connections == 1
+    assert instances.prune_dead_servers().connections == 1
     assert set(Connection.objects.values_list("id", flat=True)) == {"b1"}
     # The grace period of a stopped server's users, then offline.
     assert Presence.objects.get(user=alice).offline_pending_since is not None
     Presence.objects.filter(user=alice).update(offline_pending_since=timezone.now() - timedelta(seconds=6))
-    assert presence.prune_dead_servers() == presence.Pruned(servers=0, connections=0, offline=1)
+    assert instances.prune_dead_servers() == instances.Pruned(servers=0, connections=0, offline=1)
     statuses = dict(Presence.objects.values_list("user__username", "status"))
     assert statuses == {"alice": "offline", "bob": "online"}
 
@@ -378,8 +379,8 @@ def test_server_heartbeat_reports_vanished_rows_and_drops_leaked_ones(settings, 
     open_connection("leaked", bob, "me")  # a disconnect that never ran
     Connection.objects.filter(id="leaked").update(connected_at=timezone.now() - timedelta(seconds=10))
     Connection.objects.filter(id="deleted-by-admin").delete()
-    beat = presence.server_heartbeat("me", ["mine", "deleted-by-admin"], 2.0)
-    assert beat == presence.Heartbeat(gone=["deleted-by-admin"], revived=False)
+    beat = instances.server_heartbeat("me", ["mine", "deleted-by-admin"], 2.0)
+    assert beat == instances.Heartbeat(gone=["deleted-by-admin"], revived=False)
     assert set(Connection.objects.values_list("id", flat=True)) == {"mine"}
     assert Presence.objects.get(user=bob).offline_pending_since is not None  # the grace applies
 
@@ -387,12 +388,12 @@ def test_server_heartbeat_reports_vanished_rows_and_drops_leaked_ones(settings, 
 def test_server_taken_for_dead_revives_on_its_next_heartbeat(alice):
     make_server("slow", age=100)
     open_connection("c1", alice, "slow")
-    presence.prune_dead_servers(10)
-    beat = presence.server_heartbeat("slow", ["c1"], 10)
+    instances.prune_dead_servers(10)
+    beat = instances.server_heartbeat("slow", ["c1"], 10)
     assert beat.revived and beat.gone == ["c1"]  # the hub closes them with 4503: they come back
     server = ServerInstance.objects.get(id="slow")
     assert server.stopped_at is None and server.heartbeat_at > timezone.now() - timedelta(seconds=5)
-    assert presence.prune_dead_servers(10).servers == 0
+    assert instances.prune_dead_servers(10).servers == 0
 
 
 def test_touch_connections_writes_last_heartbeat_and_last_seen(alice):
@@ -401,7 +402,7 @@ def test_touch_connections_writes_last_heartbeat_and_last_seen(alice):
     old = timezone.now() - timedelta(minutes=5)
     Connection.objects.update(last_heartbeat_at=old)
     Presence.objects.update(last_seen=old)
-    presence.touch_connections(["c1"])
+    connections.touch_connections(["c1"])
     assert Connection.objects.get(id="c1").last_heartbeat_at > old
     assert Presence.objects.get(user=alice).last_seen > old
 

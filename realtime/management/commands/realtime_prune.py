@@ -6,7 +6,7 @@ this is for a deployment with no server running, or to see the counts.
 
 from django.core.management.base import BaseCommand
 
-from realtime import conf, presence, publisher
+from realtime import conf, instances, publisher
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args, stale_after=None, no_history=False, **options):
         if stale_after is None:
             stale_after = float(conf.get("WEBSOCKET_HEARTBEAT_INTERVAL"))
-        pruned = presence.prune_dead_servers(stale_after)
+        pruned = instances.prune_dead_servers(stale_after)
         self.stdout.write(
             f"servers pruned: {pruned.servers}\n"
             f"connections pruned: {pruned.connections}\n"
