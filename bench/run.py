@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import breakdown
 from .client import WIRE, BenchClient, Closed, open_client
 from .servers import (
     LOADGEN_CORE,
@@ -68,6 +69,8 @@ class Recorder:
         self.latency: dict[int, list[float]] = {}
         self.last_at: dict[int, float] = {}
         self.frame_sizes: list[int] = []
+        # (phase, i) -> [first receipt, last receipt, count]: bench/breakdown.py's client side.
+        self.receipts: dict[tuple[int, int], list] = {}
 
     def on_message(self, msg: dict) -> None:
         if msg.get("type") == "batch":
@@ -81,6 +84,12 @@ class Recorder:
         self.count[phase] = self.count.get(phase, 0) + 1
         self.latency.setdefault(phase, []).append(now - msg["t"])
         self.last_at[phase] = now
+        seen = self.receipts.get((phase, msg.get("i")))
+        if seen is None:
+            self.receipts[(phase, msg.get("i"))] = [now, now, 1]
+        else:
+            seen[1] = now
+            seen[2] += 1
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -441,6 +450,7 @@ async def bench_variant(server: ServerProcess, opts) -> dict:
         server, publishers, recorder, 2, opts.clients, opts.messages, None, opts.drain_timeout
     )
     stop_profiler(profiler)
+    result["_receipts"] = recorder.receipts  # bench/breakdown.py's, removed before the JSON
     result["closed_by_server"] = sum(1 for c in clients if c.closed)
     for task in [*pingers, warm_pinger]:
         task.cancel()
@@ -673,6 +683,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--cost-batches", type=int, default=40, help="event lists of the publish-cost row")
     p.add_argument("--cost-batch-size", type=int, default=500, help="events per list (ISSUES_EVENTS_BATCH_LIMIT: 1000)")
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="process-publisher rows: timestamps along the delivery path (bench/probe.py, bench/breakdown.py)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs, databases)")
     p.add_argument("--quick", action="store_true", help="a small run for CI: 20 clients, 20 messages, 3 servers")
     p.add_argument("--output", type=Path, default=None, help="JSON file (default bench/results/<time>.json)")
@@ -708,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
         template = prepare_template(workdir) if any(v.dexter for v in rows) or opts.idle else None
         services = Services(workdir)
         for variant in rows:
-            server = ServerProcess(variant, workdir, template, services=services)
+            server = ServerProcess(variant, workdir, template, services=services, probe=opts.probe)
             print(
                 f"== {variant.name}: {opts.clients} clients, {opts.steady_messages} steady + {opts.messages} full",
                 flush=True,
@@ -719,6 +734,13 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 server.stop()
             r = results[-1]
+            receipts = r.pop("_receipts", {})
+            if opts.probe and variant.external:
+                r["breakdown"] = {
+                    phase: breakdown.from_files(server.probe_out, server.publisher_probe_out, receipts, number)
+                    for phase, number in (("steady", 1), ("full", 2))
+                }
+                print(breakdown.table(f"   {variant.name} steady", r["breakdown"]["steady"]), flush=True)
             print(
                 f"   steady lost {r['steady']['lost']} p99 {r['steady']['latency_ms']['p99']} ms; "
                 f"full {r['full']['delivered_per_s']} msg/s lost {r['full']['lost']} "

@@ -164,6 +164,7 @@ class ServerProcess:
     extra_env: dict = field(default_factory=dict)
     label: str = ""  # file names of this run (default: the variant's name)
     services: object = None  # bench.services.Services, for the PostgreSQL and Redis rows
+    probe: bool = False  # run Dexter under bench/probe.py (timestamps along the delivery path)
     port: int = 0
     proc: subprocess.Popen | None = None
     env: dict = field(default_factory=dict)
@@ -194,6 +195,10 @@ class ServerProcess:
             extra["DATABASE_URL"] = self.services.fresh_database(self.name)
         if self.variant.redis:
             extra["REDIS_URL"] = self.services.redis_url()
+        if self.probe:
+            extra["PROBE_OUT"] = str(self.probe_out)
+            extra["PROBE_PUBLISHER_OUT"] = str(self.publisher_probe_out)
+            self.publisher_probe_out.unlink(missing_ok=True)
         env = dexter_env(db, {**extra, **self.extra_env})
         self.env = env
         if kind == "uvicorn":
@@ -202,7 +207,16 @@ class ServerProcess:
             cmd += ["--lifespan", "off", "--no-access-log", "--log-level", "warning", "--backlog", "4096"]
             cmd += ["--ws-per-message-deflate", "true" if self.variant.compression else "false"]
             return cmd, env
-        return [py, "manage.py", "runrealtime", "-b", "127.0.0.1", "-p", port, "-v", "0"], env
+        launcher = ["-m", "bench.probe"] if self.probe else ["manage.py"]
+        return [py, *launcher, "runrealtime", "-b", "127.0.0.1", "-p", port, "-v", "0"], env
+
+    @property
+    def probe_out(self) -> Path:
+        return self.workdir / f"{self.name}.probe.json"
+
+    @property
+    def publisher_probe_out(self) -> Path:
+        return self.workdir / f"{self.name}.publisher.jsonl"
 
     def start(self, timeout: float = 30) -> ServerProcess:
         self.port = free_port()

@@ -10,6 +10,8 @@ poller (``REALTIME_POLL_INTERVAL``), exactly as before doorbells existed.
   seq ``UPDATE ... RETURNING``, so no extra round trip); PostgreSQL delivers it
   at commit, never for a rolled-back save. Each server ``LISTEN``s on a psycopg
   3 async connection of its own. Several servers on one PostgreSQL need no Redis.
+  While that connection cannot be made, one warning, then retries backing off
+  to ``REALTIME_LAYER_RETRY_MAX`` (the poller delivers meanwhile).
 - **SQLite** (the embedded default): each server binds a UDP socket on the
   loopback and records its port in ``ServerInstance.doorbell``; the committing
   process sends one datagram to each live server of its host after commit.
@@ -31,6 +33,7 @@ from collections.abc import Callable
 from django.db import connections, router
 
 from . import conf
+from .outage import Outage
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +157,7 @@ class Listener:
         self.address = ""
         self.transport: asyncio.DatagramTransport | None = None
         self.task: asyncio.Task | None = None
+        self.outage = Outage("PostgreSQL LISTEN (the doorbell)", logger, "; the poller delivers meanwhile")
 
     async def start(self) -> None:
         which = kind()
@@ -176,12 +180,12 @@ class Listener:
     async def _listen_postgresql(self) -> None:
         import psycopg
 
-        params = _psycopg_params()
         first = True
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(**_psycopg_params(), autocommit=True) as conn:
                     await conn.execute(f"LISTEN {PG_CHANNEL}")
+                    self.outage.succeeded()
                     if not first:
                         self.on_reconnect()  # rings sent while we were away are lost: poll now
                     first = False
@@ -191,11 +195,10 @@ class Listener:
                             self.on_ring(*ring)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.warning(
-                    "PostgreSQL LISTEN failed; the poller delivers meanwhile, retrying in 1 s", exc_info=True
-                )
-                await asyncio.sleep(1)
+            except Exception as exc:
+                # One warning for the outage, retries backing off to REALTIME_LAYER_RETRY_MAX:
+                # a PostgreSQL that is down must not log a traceback a second.
+                await asyncio.sleep(self.outage.failed(exc))
 
 
 def _psycopg_params() -> dict:

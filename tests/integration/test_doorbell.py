@@ -129,3 +129,56 @@ async def test_a_lost_notify_is_delivered_by_the_poller(postgres_env, server_fac
         await subscribe(ws, "global")
         sent = await shell_publish({**postgres_env, "REALTIME_DOORBELL": "off"}, "lost notify")
         assert await recv(ws, timeout=5) == sent
+
+
+class RefusingPostgres:
+    """A TCP port that accepts and hangs up at once: PostgreSQL unreachable, every LISTEN attempt fails."""
+
+    def __init__(self) -> None:
+        self.attempts: list[float] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> RefusingPostgres:
+        def hang_up(reader, writer):
+            self.attempts.append(asyncio.get_running_loop().time())
+            writer.close()
+
+        self.server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+
+    @property
+    def port(self) -> int:
+        return self.server.sockets[0].getsockname()[1]
+
+
+async def test_a_failing_listen_logs_one_warning_and_backs_off(monkeypatch, caplog):
+    """PostgreSQL away: one warning (no traceback per retry), and the retries space out."""
+    from realtime import doorbell
+
+    async with RefusingPostgres() as pg:
+        params = {
+            "host": "127.0.0.1",
+            "port": pg.port,
+            "dbname": "x",
+            "user": "x",
+            "connect_timeout": 2,
+            "sslmode": "disable",
+        }
+        monkeypatch.setattr(doorbell, "_psycopg_params", lambda: params)
+        listener = doorbell.Listener(lambda *ring: None, lambda: None)
+        caplog.set_level("DEBUG", logger="realtime.doorbell")
+        task = asyncio.ensure_future(listener._listen_postgresql())
+        try:
+            async with asyncio.timeout(15):
+                while len(pg.attempts) < 3:
+                    await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+    warnings = [r for r in caplog.records if r.name == "realtime.doorbell" and r.levelno >= 30]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert warnings[0].exc_info is None  # one line, not a traceback
+    first_wait, second_wait = pg.attempts[1] - pg.attempts[0], pg.attempts[2] - pg.attempts[1]
+    assert second_wait > first_wait * 1.5  # backing off, not once a second
