@@ -8,10 +8,11 @@ publications by the hub like a socket, closed by it on shutdown (4503),
 takeover (4409), revocation or an administrator (4403). Before the server ends
 a stream it sends ``event: close`` with the WebSocket close code it stands for.
 
-Access is decided by ``policy.check``, history by ``publisher.history``: the
-opening of a stream is the WebSocket consumer's ``subscribe`` with ``since``
-for each channel, done once. The channel set is fixed for the life of a
-stream; a client that wants another set opens a new stream from its position.
+Whether a request opens a stream is ``sse_admission.admit``'s (access by
+``policy.check``), history is ``publisher.history``'s: the opening of a stream
+is the WebSocket consumer's ``subscribe`` with ``since`` for each channel,
+done once. The channel set is fixed for the life of a stream; a client that
+wants another set opens a new stream from its position.
 """
 
 from __future__ import annotations
@@ -20,16 +21,15 @@ import asyncio
 import logging
 import time
 import uuid
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
-from . import conf, connections, events, policy, presence, protocol
-from .auth import AuthFailed, authenticate, seconds_left, session_user
-from .consumers import origin_allowed
+from . import conf, connections, events, presence, protocol
+from .auth import seconds_left
 from .hub import get_hub
-from .protocol import ProtocolError, encode
+from .protocol import encode
 from .publisher import history
+from .sse_admission import Refused, admit, refuse
 from .sse_wire import HTTPWire
 
 logger = logging.getLogger(__name__)
@@ -40,25 +40,6 @@ HEADERS = [
     # nginx buffers proxied responses unless told not to.
     (b"x-accel-buffering", b"no"),
 ]
-STATUS_OF = {
-    protocol.E_FORBIDDEN: 403,
-    protocol.E_NOT_FOUND: 404,
-    protocol.E_TOKEN_INVALID: 401,
-    protocol.E_TOKEN_EXPIRED: 401,
-}
-E_UNAVAILABLE = "unavailable"
-
-
-class Refused(Exception):
-    """The request is answered with an HTTP error and a section 5 error body; nothing is recorded."""
-
-    def __init__(self, status: int, code: str, message: str, channel: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.channel = status, code, message, channel
-
-
-def refused(exc: ProtocolError) -> Refused:
-    return Refused(STATUS_OF.get(exc.code, 400), exc.code, exc.message, exc.channel)
 
 
 async def sse_application(scope, receive, send) -> None:
@@ -73,6 +54,8 @@ class EventStream:
         self.hub = get_hub()
         self.connection_id = uuid.uuid4().hex
         self.client_id = ""
+        self.ip = ""
+        self.headers: dict[str, str] = {}
         self.user = None
         self.user_id: str | None = None
         self.token_session: str | None = None  # the sign-in its token came from (revocation.py)
@@ -97,10 +80,17 @@ class EventStream:
 
     async def run(self) -> None:
         try:
-            channels, since = await self._admit()
+            admitted = await admit(self.scope, self.hub, self.connection_id)
         except Refused as exc:
-            await self._refuse(exc)
+            await refuse(self.send, exc)
             return
+        self.client_id, self.ip, self.headers = admitted.client_id, admitted.ip, admitted.headers
+        self.user, self.user_id, self.token_session = admitted.user, admitted.user_id, admitted.token_session
+        if admitted.expires_at is not None:
+            # As on a socket: the stream ends when its token expires (the client reopens with a fresh one).
+            delay = max(0.0, seconds_left(admitted.expires_at))
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._token_expired)
+        channels, since = admitted.channels, admitted.since
         try:
             await self._open(channels, since)
             while True:  # until the client goes away or close_with ends the response
@@ -112,66 +102,6 @@ class EventStream:
             await self.close_with(protocol.CLOSE_TRY_AGAIN)
         finally:
             await self._release()
-
-    async def _admit(self) -> tuple[list[str], dict[str, int]]:
-        """Every check of the request, in the WebSocket handshake's order; raises Refused."""
-        if self.scope.get("method") != "GET":
-            raise Refused(405, protocol.E_INVALID_MESSAGE, "use GET")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
-        self.headers = headers
-        if not origin_allowed(headers.get("origin")):
-            logger.info("refused SSE stream from origin %r", headers.get("origin"))
-            raise Refused(403, protocol.E_FORBIDDEN, "origin not allowed")
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        self.client_id = query.get("client_id", [""])[0] or f"sse-{self.connection_id[:16]}"
-        if not protocol.valid_client_id(self.client_id):
-            raise Refused(400, protocol.E_INVALID_MESSAGE, "client_id: 1-64 characters of A-Z a-z 0-9 _ . -")
-        names = [n for n in ",".join(query.get("channels", [])).split(",") if n.strip()]
-        if not names:
-            raise Refused(400, protocol.E_INVALID_MESSAGE, "channels is required: ?channels=issues,issue:123")
-
-        await self.hub.ensure_started(handle_signals="server" in self.scope)
-        ip = (self.scope.get("client") or ("", 0))[0] or ""
-        self.ip = ip
-        if self.hub.stopping or not self.hub.allow_connect_attempt(ip) or self.hub.at_capacity():
-            raise Refused(503, E_UNAVAILABLE, "server at capacity or restarting; try again later")
-
-        await self._authenticate(query.get("token", [""])[0], headers)
-        try:
-            since = events.parse_position(",".join(query.get("since", [])))
-            since.update(events.parse_position(headers.get("last-event-id", "")))
-        except ProtocolError as exc:
-            raise refused(exc) from None
-        channels: list[str] = []
-        for name in names:
-            try:
-                channel = (await database_sync_to_async(policy.check)(self.user, name.strip())).name
-            except ProtocolError as exc:
-                raise refused(exc) from None
-            if channel not in channels:
-                channels.append(channel)
-        if len(channels) > int(conf.get("WEBSOCKET_MAX_SUBSCRIPTIONS")):
-            raise Refused(400, protocol.E_TOO_MANY_SUBSCRIPTIONS, "too many channels")
-        return channels, {ch: since[ch] for ch in channels if ch in since}
-
-    async def _authenticate(self, token: str, headers: dict) -> None:
-        """``?token=``, else ``Authorization: Bearer``, else the session cookie; a bad token is 401."""
-        scheme, _, bearer = headers.get("authorization", "").partition(" ")
-        token = token or (bearer.strip() if scheme.lower() == "bearer" else "")
-        if token:
-            try:
-                auth = await database_sync_to_async(authenticate)(token)
-            except AuthFailed as exc:
-                raise Refused(401, exc.code, exc.message) from None
-            self.user, self.user_id = auth.user, str(auth.user.pk)
-            self.token_session = auth.session
-            # As on a socket: the stream ends when its token expires (the client reopens with a fresh one).
-            delay = max(0.0, seconds_left(auth.expires_at))
-            self._expiry = asyncio.get_running_loop().call_later(delay, self._token_expired)
-        elif "cookie" in headers:
-            user = await database_sync_to_async(session_user)(headers["cookie"])
-            if user is not None:
-                self.user, self.user_id = user, str(user.pk)
 
     async def _open(self, channels: list[str], since: dict[str, int]) -> None:
         """Record the connection, start the response, replay from ``since``, then go live."""
@@ -223,14 +153,6 @@ class EventStream:
                 await pending
         await database_sync_to_async(connections.update_subscriptions)(self.connection_id, sorted(channels))
         self._ping()
-
-    async def _refuse(self, exc: Refused) -> None:
-        body = encode(protocol.error(exc.code, exc.message, channel=exc.channel)).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        if exc.status == 503:
-            headers.append((b"retry-after", b"2"))
-        await self.send({"type": "http.response.start", "status": exc.status, "headers": headers})
-        await self.send({"type": "http.response.body", "body": body})
 
     async def _release(self) -> None:
         """However the stream ended: out of the hub, its row gone, its user offline after the grace."""

@@ -70,9 +70,9 @@ def test_debug_without_allowed_hosts_allows_what_django_serves(settings):
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_refused_origin_is_a_warning_naming_it_once(settings, caplog):
-    from realtime import consumers
+    from realtime import origins
 
-    consumers._warned_origins.clear()
+    origins._warned_origins.clear()
     settings.ALLOWED_HOSTS = ["shop.example"]
     caplog.set_level(logging.DEBUG, logger="realtime")
     for _ in range(2):
