@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from .outage import Outage
@@ -92,11 +93,32 @@ def send_from_thread(message: dict, group: str = FANOUT_GROUP) -> bool:
     if in_process(layer):
         return False
     try:
-        async_to_sync(layer.group_send)(group, message)
+        asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _sending_loop()).result()
     except Exception as exc:
         LAYER.failed(exc)
         return False
     return True
+
+
+_sender: tuple[int, asyncio.AbstractEventLoop] | None = None
+_sender_lock = threading.Lock()
+
+
+def _sending_loop() -> asyncio.AbstractEventLoop:
+    """One event loop on a daemon thread for this process's sends from plain threads.
+
+    channels_redis keeps its connections per event loop, and async_to_sync ran
+    each send on a new loop: a worker or a shell opened a Redis connection per
+    publication (102 connections for 100). Made again after a fork (a prefork
+    worker inherits the loop but not its thread).
+    """
+    global _sender
+    with _sender_lock:
+        if _sender is None or _sender[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="realtime-layer-send", daemon=True).start()
+            _sender = (os.getpid(), loop)
+        return _sender[1]
 
 
 def close_connections_threadsafe(connection_ids: list[str], code: int, timeout: float = 5.0) -> int:

@@ -93,3 +93,35 @@ async def test_a_publication_between_subscribe_and_join_is_read_from_the_store(
         )
         assert status == 202
         assert await recv(ws) == sent
+
+
+def connections_received(redis) -> int:
+    """Redis's total_connections_received (INFO is a bulk reply: read all of it)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", redis.port), timeout=2) as s:
+        s.sendall(b"INFO stats\r\n")
+        data = b""
+        while b"total_connections_received:" not in data or not data.endswith(b"\r\n"):
+            chunk = s.recv(65536)
+            assert chunk, data
+            data += chunk
+    return int(data.split(b"total_connections_received:")[1].split(b"\r\n")[0])
+
+
+PUBLISH_MANY = """
+from realtime.publisher import publish
+for i in range(20):
+    publish("global", {"type": "announcement", "message": str(i)})
+"""
+
+
+async def test_a_worker_publishing_many_times_keeps_one_redis_connection(sqlite_env, redis_control):
+    """A shell's or a worker's publications share one connection (each one used to open its own)."""
+    from .conftest import manage
+
+    env = {**sqlite_env, "REDIS_URL": redis_control.url}
+    before = connections_received(redis_control)
+    await asyncio.to_thread(manage, env, "shell", "-c", PUBLISH_MANY)
+    # +1: the INFO above; the shell's sends: one pool, a connection or two.
+    assert connections_received(redis_control) - before <= 4
