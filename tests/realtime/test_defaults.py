@@ -8,7 +8,8 @@ import pytest
 from django.core.cache import cache
 
 from realtime import conf
-from realtime.client import parse_args, token_endpoint
+from realtime.client.cli import parse_args
+from realtime.client.endpoints import token_endpoint
 from tests.realtime.helpers import Client
 
 BODY = {"channel": "global", "message": {"type": "announcement", "message": "hi"}}
