@@ -8,10 +8,10 @@ class IssuesConfig(AppConfig):
     def ready(self):
         from realtime.registry import INT_IDS, register_channel
 
-        from . import signals
         from .models import Issue
+        from .publishing import track_issues_and_comments
 
-        signals.connect()
+        track_issues_and_comments()
         # docs/protocol.md section 2: `issues` for authenticated users, and
         # `issue:<id>` of an issue that exists (not_found otherwise), with
         # channel presence and signals (sections 10 and 11).

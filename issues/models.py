@@ -1,11 +1,12 @@
 """Issues, their comments and the record of every ingested error event.
 
-Every save of an Issue or a Comment publishes itself (see ``signals.py``): the
-save and its publication share one transaction, which is why ``save()`` is
-wrapped in ``transaction.atomic()`` here. Django sends ``post_save`` after the
-save's own transaction, so without the wrapper an autocommit save (a shell, a
-command) would commit before its message is stored, and a crash in between
-would lose the message. Deletes already run in the collector's transaction.
+Every save of an Issue or a Comment publishes itself (see ``publishing.py``):
+the save and its publication share one transaction, because the tracking of
+``realtime.model_publishing`` wraps the models' ``save_base`` in
+``transaction.atomic()``. Django sends ``post_save`` after the save's own
+transaction, so without the wrapper an autocommit save (a shell, a command)
+would commit before its message is stored, and a crash in between would lose
+the message. Deletes already run in the collector's transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import models
 from django.utils import timezone
 
 # Bumped by ingestion with UPDATE ... F() (events.py), never by a form: a full
@@ -71,8 +72,7 @@ class Issue(models.Model):
             self.fingerprint = derive_fingerprint(self.title, self.culprit)
         if kwargs.get("update_fields") is None and not self._state.adding and not kwargs.get("force_insert"):
             kwargs["update_fields"] = self._fields_to_write()
-        with transaction.atomic(using=kwargs.get("using")):
-            super().save(*args, **kwargs)
+        super().save(*args, **kwargs)
         self._remember_counters()
 
     @classmethod
@@ -116,10 +116,6 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return f"comment {self.pk} on #{self.issue_id}"
-
-    def save(self, *args, **kwargs):
-        with transaction.atomic(using=kwargs.get("using")):
-            super().save(*args, **kwargs)
 
 
 class Event(models.Model):

@@ -1,8 +1,15 @@
-"""What a change of an issue or a comment publishes, for signals and bulk writes alike.
+"""What a change of an issue or a comment publishes, for saves and bulk writes alike.
 
-``publish_issue_change(issue_id, before, after)`` is the one function that turns
-two states (see ``messages.py``) into an ``issue_update`` (and an ``assigned``
-notification); the signal receivers call it for each save and delete.
+Every save and delete of an Issue or a Comment is tracked by
+``realtime.model_publishing.track_changes`` (connected by
+``IssuesConfig.ready()``): it reads the row before the save, locked, in the
+save's transaction, and diffs it against what was written, so a stale
+instance, a no-op save or ``update_fields`` all publish exactly what changed in
+the row. ``publish_model``'s own message does not fit Dexter's: an
+``issue_update`` has the most specific ``update_type``, ``issue_id``,
+``resolved_by``, a notification on assignment, and a comment is published on
+its issue; so the changes are handed to ``publish_issue_event`` and
+``publish_comment`` here, which build the messages of ``messages.py``.
 
 Bulk writes bypass model signals. Wrap them in the one documented call, which
 publishes exactly what the signals would have, in the same transaction::
@@ -27,6 +34,8 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
+
+from realtime.model_publishing import track_changes
 
 from . import messages as m
 from .actor import current_actor_id
@@ -56,27 +65,38 @@ def state_of(issue: Issue, fields: Iterable[str] | None = None) -> dict[str, Any
 def publish_issue_change(
     issue_id: Any, before: dict[str, Any] | None, after: dict[str, Any] | None, *, actor_id: str | None = None
 ) -> str | None:
-    """Publish one change of an issue; returns its update_type, or None when nothing changed.
+    """Publish one change of an issue given its two states (a bulk write, ingestion).
 
     ``before`` None: created. ``after`` None: deleted. Else the diff decides.
     """
     if after is None:
-        m.publish_issue_update(issue_id, m.DELETED, m.issue_data(before or {}, {}))
-        return m.DELETED
+        return publish_issue_event(issue_id, m.DELETED, before or {}, {}, actor_id=actor_id)
     if before is None:
-        m.publish_issue_update(issue_id, m.CREATED, m.issue_data(after, {}))
-        if after.get("assignee") is not None:
-            m.publish_assigned(after["assignee"], issue_id, after["title"], actor_id)
+        return publish_issue_event(issue_id, m.CREATED, after, {}, actor_id=actor_id)
+    return publish_issue_event(issue_id, m.UPDATED, {**before, **after}, m.diff(before, after), actor_id=actor_id)
+
+
+def publish_issue_event(
+    issue_id: Any, update_type: str, state: dict[str, Any], changes: dict[str, list], *, actor_id: str | None = None
+) -> str | None:
+    """Publish an issue ``created``, ``updated`` (with ``changes``) or ``deleted``; returns
+    the update_type it published (``updated`` refined), or None when nothing changed."""
+    if update_type == m.DELETED:
+        m.publish_issue_update(issue_id, m.DELETED, m.issue_data(state, {}))
+        return m.DELETED
+    if update_type == m.CREATED:
+        m.publish_issue_update(issue_id, m.CREATED, m.issue_data(state, {}))
+        if state.get("assignee") is not None:
+            m.publish_assigned(state["assignee"], issue_id, state["title"], actor_id)
         return m.CREATED
-    changes = m.diff(before, after)
-    update_type = m.update_type_for(changes)
-    if update_type is None:
+    refined = m.update_type_for(changes)
+    if refined is None:
         return None
-    extra = {"resolved_by": actor_id} if update_type == m.RESOLVED else {}
-    m.publish_issue_update(issue_id, update_type, m.issue_data({**before, **after}, changes, **extra))
-    if "assignee" in changes and after["assignee"] is not None:
-        m.publish_assigned(after["assignee"], issue_id, after.get("title", before.get("title")), actor_id)
-    return update_type
+    extra = {"resolved_by": actor_id} if refined == m.RESOLVED else {}
+    m.publish_issue_update(issue_id, refined, m.issue_data(state, changes, **extra))
+    if "assignee" in changes and state["assignee"] is not None:
+        m.publish_assigned(state["assignee"], issue_id, state.get("title"), actor_id)
+    return refined
 
 
 def publish_comment(comment: Comment, changes: dict[str, list] | None = None) -> None:
@@ -86,6 +106,22 @@ def publish_comment(comment: Comment, changes: dict[str, list] | None = None) ->
         return
     comment_data = m.comment_dict(comment.pk, comment.author_id, comment.body, comment.created_at)
     m.publish_issue_update(comment.issue_id, m.COMMENTED, m.issue_data(state, changes or {}, comment=comment_data))
+
+
+def _issue_changed(issue: Issue, update_type: str, state: dict[str, Any], changes: dict[str, list]) -> None:
+    publish_issue_event(issue.pk, update_type, state, changes, actor_id=current_actor_id())
+
+
+def _comment_changed(comment: Comment, update_type: str, state: dict[str, Any], changes: dict[str, list]) -> None:
+    """A new comment, or an edit of its body, as ``commented``; a deleted one publishes nothing."""
+    if update_type != m.DELETED:
+        publish_comment(comment, changes)
+
+
+def track_issues_and_comments() -> None:
+    """Publish every save and delete of an Issue, and every new or edited Comment."""
+    track_changes(Issue, fields=list(m.STATE_FIELDS), on_change=_issue_changed)
+    track_changes(Comment, fields=["body"], on_change=_comment_changed)
 
 
 class BulkChanges:

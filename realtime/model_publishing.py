@@ -17,6 +17,11 @@ sends ``post_save`` after an autocommit save has committed, and a crash in
 between would lose the message. Deletes already run in the collector's
 transaction. Bulk writes (``QuerySet.update()``, ``bulk_create``) send no
 signals and publish nothing by themselves.
+
+For a message shape this cannot make, ``track_changes(model, fields=...,
+on_change=...)`` does the same tracking and hands each change to
+``on_change(instance, update_type, state, changes)``, which builds its own
+messages and publishes them (Dexter's issues and comments do).
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ UPDATED = "updated"
 DELETED = "deleted"
 
 ChannelSpec = str | Sequence[str] | Callable[[models.Model], "str | Sequence[str]"]
+# ``on_change(instance, update_type, state, changes)``: ``state`` the tracked fields
+# as wire values (after the save; before the delete), ``changes`` {field: [old, new]}.
+OnChange = Callable[[models.Model, str, dict[str, Any], dict[str, list]], Any]
 _BEFORE = "_realtime_state_before_save"
 
 
@@ -62,6 +70,8 @@ class ModelPublisher:
     fields: dict[str, str]
     serializer: Callable[[models.Model], dict] | None
     message_type: str
+    # Called instead of publishing the message above (track_changes).
+    on_change: OnChange | None = None
 
     @property
     def uid(self) -> str:
@@ -100,7 +110,9 @@ class ModelPublisher:
         data["changes"] = changes
         return data
 
-    def publish(self, instance: models.Model, update_type: str, state: dict, changes: dict) -> list[dict]:
+    def publish(self, instance: models.Model, update_type: str, state: dict, changes: dict) -> Any:
+        if self.on_change is not None:
+            return self.on_change(instance, update_type, state, changes)
         message = {
             "type": self.message_type,
             "update_type": update_type,
@@ -189,14 +201,41 @@ def publish_model(
             return cls
 
         return decorate
-    unpublish_model(model)
-    publisher = ModelPublisher(
-        model=model,
-        channel=channel,
-        fields=_tracked_fields(model, fields),
-        serializer=serializer,
-        message_type=message_type or f"{model._meta.model_name}_update",
+    return _connect(
+        ModelPublisher(
+            model=model,
+            channel=channel,
+            fields=_tracked_fields(model, fields),
+            serializer=serializer,
+            message_type=message_type or f"{model._meta.model_name}_update",
+        )
     )
+
+
+def track_changes(model: type[models.Model], *, fields: Iterable[str] | None = None, on_change: OnChange):
+    """Track ``model``'s saves and deletes as ``publish_model`` does, but hand each
+    change to ``on_change`` instead of publishing one message per channel.
+
+    The same rules: called in the save's transaction (so what it publishes is
+    sent after commit), never for a save that changes no tracked field, and
+    ``update_type`` is ``created``, ``updated`` or ``deleted``. One of
+    ``publish_model`` and ``track_changes`` per model; the later call replaces.
+    """
+    return _connect(
+        ModelPublisher(
+            model=model,
+            channel=(),
+            fields=_tracked_fields(model, fields),
+            serializer=None,
+            message_type="",
+            on_change=on_change,
+        )
+    )
+
+
+def _connect(publisher: ModelPublisher) -> ModelPublisher:
+    model = publisher.model
+    unpublish_model(model)
     _wrap_save_base(model)
     pre_save.connect(publisher.remember, sender=model, weak=False, dispatch_uid=publisher.uid + ".remember")
     post_save.connect(publisher.saved, sender=model, weak=False, dispatch_uid=publisher.uid + ".saved")

@@ -1,7 +1,8 @@
 """``publish_model``: a project's model publishes its own saves and deletes (realtime/model_publishing.py).
 
 Dexter's Alert and Comment models stand in for a project's ``Order`` here (the
-startproject test in tests/test_packaging.py uses a real one).
+startproject test in tests/test_packaging.py uses a real one); Dexter's issues and
+comments themselves publish through ``track_changes`` (tests/issues).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from django.db.models import F
 
 from alerts.models import Alert
 from issues.models import Comment, Issue
-from realtime.model_publishing import publish_model, unpublish_model
+from issues.publishing import track_issues_and_comments
+from realtime.model_publishing import publish_model, track_changes, unpublish_model
 from realtime.models import Message
 from tests.conftest import access_token
 from tests.realtime.helpers import Client
@@ -118,8 +120,16 @@ def test_an_autocommit_save_is_atomic_with_its_message(alerts_published, monkeyp
     assert not Alert.objects.filter(name="never").exists()
 
 
+@pytest.fixture
+def comment_as_a_project_model():
+    """Comment published the way a project's model would be: publish_model replaces
+    Dexter's own tracking of it (issues.publishing) for the test, which is put back after."""
+    yield Comment
+    track_issues_and_comments()
+
+
 @pytest.mark.django_db
-def test_a_serializer_and_a_channel_function_shape_the_message(alice):
+def test_a_serializer_and_a_channel_function_shape_the_message(alice, comment_as_a_project_model):
     issue = Issue.objects.create(title="t")
     publish_model(
         Comment,
@@ -142,7 +152,7 @@ def test_a_serializer_and_a_channel_function_shape_the_message(alice):
 
 
 @pytest.mark.django_db
-def test_foreign_keys_are_published_as_string_ids(alice):
+def test_foreign_keys_are_published_as_string_ids(alice, comment_as_a_project_model):
     issue = Issue.objects.create(title="t")
     publish_model(Comment, channel="global", fields=["author", "issue"])
     try:
@@ -162,6 +172,32 @@ def test_the_decorator_form_publishes_and_returns_the_model():
     finally:
         unpublish_model(Alert)
     assert published("global")[-1]["id"] == str(alert.pk)
+
+
+@pytest.mark.django_db
+def test_track_changes_hands_each_change_to_on_change_instead_of_publishing():
+    """For a message shape publish_model cannot make (Dexter's issue_update): the same
+    tracking, and the caller builds and publishes its own messages."""
+    seen = []
+
+    def on_change(alert, update_type, state, changes):
+        seen.append((alert.pk, update_type, state, changes))
+
+    track_changes(Alert, fields=["name", "threshold"], on_change=on_change)
+    try:
+        alert = Alert.objects.create(name="a", threshold=1)
+        alert.save()  # nothing changed: no call
+        alert.threshold = 2
+        alert.save()
+        pk = alert.pk
+        alert.delete()
+    finally:
+        unpublish_model(Alert)
+    assert seen == [
+        (pk, "created", {"name": "a", "threshold": 1}, {}),
+        (pk, "updated", {"name": "a", "threshold": 2}, {"threshold": [1, 2]}),
+        (pk, "deleted", {"name": "a", "threshold": 2}, {}),
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
