@@ -42,7 +42,8 @@ from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
 
-from .messages import wire
+from realtime.model_publishing import wire
+
 from .models import Event, Issue, derive_fingerprint
 from .publishing import publish_issue_change, state_of
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from realtime.model_publishing import wire
 from realtime.protocol import iso
 from realtime.publisher import publish
 
@@ -49,14 +50,9 @@ STATE_FIELDS = {
 DATA_FIELDS = ("title", "culprit", "level", "status", "assignee", "event_count", "last_seen")
 
 
-def wire(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return iso(value)
-    return value
-
-
 def wire_state(values: dict[str, Any]) -> dict[str, Any]:
-    """Model attribute values (by attname) as a state of wire values; ids become strings."""
+    """Model attribute values (by attname) as a state of wire values, as the saves' tracking
+    (realtime.model_publishing) writes them, so the two diff alike; ids become strings."""
     state = {name: wire(values[attr]) for name, attr in STATE_FIELDS.items() if attr in values}
     if state.get("assignee") is not None:
         state["assignee"] = str(state["assignee"])
