@@ -177,7 +177,7 @@ class WsPublisher:
             self.client.close()
 
 
-# --- profiling (py-spy, installed by hand: it is not a requirement) ---------------
+# --- profiling (py-spy, pinned in requirements-dev.txt) ---------------------------
 
 
 def start_profiler(server: ServerProcess, directory: Path | None, suffix: str = ""):
@@ -674,7 +674,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--idle", type=int, default=0, help="also hold N idle authenticated connections on Dexter")
     p.add_argument("--idle-hold", type=float, default=25.0, help="seconds to hold the idle connections")
     p.add_argument("--heartbeat", type=float, default=10.0, help="WEBSOCKET_HEARTBEAT_INTERVAL for the idle run")
-    p.add_argument("--profile", type=Path, default=None, help="py-spy the full phase into DIR (install py-spy)")
+    p.add_argument("--profile", type=Path, default=None, help="py-spy the full phase into DIR")
     p.add_argument(
         "--cost-requests",
         type=int,

@@ -8,14 +8,29 @@ signals is the channel registry's (``channel_presence.has_presence`` / ``has_sig
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from . import protocol
 from .channel_presence import has_presence, has_signals
 from .channel_tracker import get_tracker
-from .protocol import ProtocolError
+from .protocol import ClientMessage, ProtocolError
+
+if TYPE_CHECKING:
+    from .hub import Hub
 
 
 class CollabMixin:
-    def _check_presence_kind(self, msg) -> None:
+    # What the consumer this is mixed into provides (set in its connect()).
+    hub: Hub
+    user_id: str | None
+    subs: Mapping[str, object]
+
+    if TYPE_CHECKING:
+
+        async def send_message(self, message: dict) -> None: ...
+
+    def _check_presence_kind(self, msg: ClientMessage) -> None:
         """Before a ``subscribe`` with ``presence: true`` does anything."""
         kind = protocol.parse_channel(msg.channel).kind
         if not has_presence(kind):
@@ -37,7 +52,7 @@ class CollabMixin:
         """Every way the connection ends: its channel presence starts the reload grace."""
         await get_tracker(self.hub).connection_ended(self)
 
-    async def _channel_activity(self, msg) -> None:
+    async def _channel_activity(self, msg: ClientMessage) -> None:
         """``presence`` with ``channel``: this connection's activity on a channel it holds with presence."""
         name = protocol.parse_channel(msg.channel).name
         tracker = get_tracker(self.hub)
@@ -54,9 +69,11 @@ class CollabMixin:
         )
         await tracker.changed(name)
 
-    async def on_signal(self, msg) -> None:
+    async def on_signal(self, msg: ClientMessage) -> None:
         """Relay to the channel's other subscribers: never stored, never echoed (section 11)."""
-        name = msg.channel
+        name, event = msg.channel, msg.event
+        if name is None or event is None:  # protocol.parse refuses such a frame before it comes here
+            raise ProtocolError(protocol.E_INVALID_MESSAGE, "a signal needs channel and event", ref=msg.ref)
         try:
             kind = protocol.parse_channel(name).kind
         except ProtocolError as exc:
@@ -68,4 +85,4 @@ class CollabMixin:
             raise ProtocolError(
                 protocol.E_FORBIDDEN, "signals go only to a channel this connection holds", ref=msg.ref, channel=name
             )
-        await get_tracker(self.hub).relay_signal(self, name, msg.event, msg.data)
+        await get_tracker(self.hub).relay_signal(self, name, event, msg.data)

@@ -1,6 +1,7 @@
 """Channel presence and signals on real server processes (docs/protocol.md sections 10 and 11).
 
-- One server: every message of both sections over a real socket.
+- One server: every message of both sections over a real socket; two tabs of
+  one user are one member, and a reload within the grace is no leave.
 - Two servers on one SQLite file, no Redis: a member on A is a member on B (the
   tracker's poll of the rows), and a SIGKILLed A's members leave B's view within
   2 x the heartbeat, as its users go offline in global presence.
@@ -115,6 +116,41 @@ async def test_every_message_of_sections_10_and_11_on_one_server(sqlite_env, ser
     d = await until(alice, "channel_presence_diff", timeout=5)
     assert d["joins"] == [] and names(d["leaves"]) == [("bob", "commenting", 1)]
     await alice.close()
+
+
+async def test_two_tabs_are_one_member_and_a_reload_within_the_grace_is_no_leave(sqlite_env, server_factory):
+    server = server_factory({**sqlite_env, **FAST, "WEBSOCKET_PRESENCE_GRACE": "2"}).start()
+    channel = new_issue(server)
+    bob = await open_ws(server, "bob", "tab-b")
+    await join(bob, channel)
+    tab1 = await open_ws(server, "alice", "tab-1")
+    await join(tab1, channel)
+    assert names((await until(bob, "channel_presence_diff"))["joins"]) == [("alice", "viewing", 1)]
+    tab2 = await open_ws(server, "alice", "tab-2")
+    snapshot = await join(tab2, channel)
+    assert names(snapshot["members"]) == [("alice", "viewing", 2), ("bob", "viewing", 1)]
+    d = await until(bob, "channel_presence_diff")
+    assert names(d["joins"]) == [("alice", "viewing", 2)] and names(d["leaves"]) == [("alice", "viewing", 1)]
+    # tab-2 reloads: its socket closes and the same tab's new one joins within the grace.
+    tab2.pinger.cancel()
+    await tab2.close()
+    tab2 = await open_ws(server, "alice", "tab-2")
+    assert names((await join(tab2, channel))["members"]) == [("alice", "viewing", 2), ("bob", "viewing", 1)]
+    with pytest.raises(TimeoutError):  # past the grace (2 s) and a poll: no leave, no join
+        await until(bob, "channel_presence_diff", timeout=3)
+    # The last tab of a user going is their leave; the one before it only lowers the count.
+    await tab1.send(json.dumps({"type": "unsubscribe", "channel": channel}))
+    d = await until(bob, "channel_presence_diff")
+    assert names(d["joins"]) == [("alice", "viewing", 1)] and names(d["leaves"]) == [("alice", "viewing", 2)]
+    await tab2.send(json.dumps({"type": "unsubscribe", "channel": channel}))
+    d = await until(bob, "channel_presence_diff")
+    assert d["joins"] == [] and names(d["leaves"]) == [("alice", "viewing", 1)]
+    # A signal to a channel this socket no longer holds is forbidden.
+    await tab2.send(json.dumps({"type": "signal", "channel": channel, "event": "typing"}))
+    assert (await until(tab2, "error"))["code"] == "forbidden"
+    for ws in (bob, tab1, tab2):
+        ws.pinger.cancel()
+        await ws.close()
 
 
 async def test_members_cross_servers_without_redis_and_a_killed_server_s_leave_within_two_heartbeats(

@@ -7,7 +7,8 @@
 // load; comments are keyed by id, so one that was both loaded and announced
 // shows once. Who else is here comes from the channel's presence (initials
 // and activity); "bob is typing..." from `typing` signals; the sparkline is the
-// issue's event count over time, from the channel's history, growing live.
+// issue's events per minute over the last hour (the timeline endpoint, with its
+// own position), its last bucket growing live by each update's count change.
 import { WebSocketClient } from "./dexter-realtime.js";
 import { parsePosition } from "./position.js";
 import { api, authFetch, currentSession, getToken, jwtClaims } from "./session.js";
@@ -25,7 +26,8 @@ let issueAt = 0; // the issue's Realtime-Position: older messages are already in
 const users = new Map(); // id -> username
 const comments = new Map(); // id -> comment
 const typingUntil = new Map(); // user id -> timer
-const spark = []; // [time ms, event count]
+// The sparkline: events per bucket, from /events/timeline/, then grown live.
+const spark = { counts: [], start: 0, size: 60_000, at: Infinity, count: 0, skew: 0 };
 let lastTypingSent = 0;
 
 function el(tag, props = {}, ...children) {
@@ -91,7 +93,7 @@ function onIssueUpdate(msg) {
   if (msg.channel !== channel) return;
   const data = msg.data || {};
   if (msg.update_type === "commented" && data.comment) addComment({ ...data.comment, issue: issueId });
-  if (typeof data.event_count === "number") addSparkPoint(msg.ts, data.event_count);
+  if (typeof data.event_count === "number" && msg.seq > spark.at) addSparkEvents(data.last_seen || msg.ts, data.event_count);
   if (!issue || msg.seq <= issueAt) return;
   if (msg.update_type === "deleted") {
     showError(new Error("This issue was deleted."));
@@ -196,34 +198,53 @@ function stopTyping(userId) {
 
 // --- the sparkline ----------------------------------------------------------------
 
-function addSparkPoint(ts, count) {
-  const t = ts ? Date.parse(ts) : Date.now();
-  if (spark.length && spark.at(-1)[0] === t && spark.at(-1)[1] === count) return;
-  spark.push([t, count]);
-  spark.sort((a, b) => a[0] - b[0]);
+function loadSpark({ body, position }) {
+  spark.counts = body.counts.slice();
+  spark.size = body.bucket_seconds * 1000;
+  spark.start = Date.parse(body.start);
+  spark.skew = Date.parse(body.now) - Date.now(); // server clock minus ours
+  spark.count = body.event_count;
+  spark.at = position; // updates up to here are in the counts
+  slideSpark(Date.now() + spark.skew);
+  setInterval(() => slideSpark(Date.now() + spark.skew), 5000);
+}
+
+function slideSpark(t) {
+  // Keep the window's length, its last bucket being the one of time t (server time).
+  const behind = Math.floor((t - spark.start) / spark.size) - (spark.counts.length - 1);
+  if (behind > 0) {
+    const kept = spark.counts.slice(Math.min(behind, spark.counts.length));
+    spark.counts = [...kept, ...new Array(spark.counts.length - kept.length).fill(0)];
+    spark.start += behind * spark.size;
+  }
+  renderSpark();
+}
+
+function addSparkEvents(ts, eventCount) {
+  // An update carries the issue's count: what it adds since the last one came in at its time.
+  const added = eventCount - spark.count;
+  spark.count = Math.max(spark.count, eventCount);
+  if (!spark.counts.length || added <= 0) return;
+  const t = ts ? Date.parse(ts) : Date.now() + spark.skew;
+  slideSpark(t);
+  const index = Math.floor((t - spark.start) / spark.size);
+  if (index < 0) return; // older than the window
+  spark.counts[Math.min(index, spark.counts.length - 1)] += added;
   renderSpark();
 }
 
 function renderSpark() {
-  const points = spark.length === 1 ? [[spark[0][0] - 1, 0], spark[0]] : spark;
-  if (!points.length) return;
-  const [t0, t1] = [points[0][0], points.at(-1)[0]];
-  const max = Math.max(1, ...points.map((p) => p[1]));
-  const x = (t) => (t1 === t0 ? 300 : ((t - t0) / (t1 - t0)) * 300);
+  const counts = spark.counts;
+  if (!counts.length) return;
+  const max = Math.max(1, ...counts);
+  const x = (i) => (counts.length === 1 ? 300 : (i / (counts.length - 1)) * 300);
   const y = (v) => 46 - (v / max) * 44;
-  $("spark-line").setAttribute("points", points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
-  $("sparkline").dataset.points = String(spark.length);
-  const last = spark.at(-1)[1];
-  $("spark-caption").textContent = `Events over time: ${last} event${last === 1 ? "" : "s"}`;
-}
-
-async function loadSpark() {
-  // The channel's stored updates carry the event count at each change.
-  const body = await api("GET", `/api/realtime/channels/${channel}/history/?since=0&limit=1000`);
-  for (const msg of body.messages || []) {
-    if (msg.type === "issue_update" && typeof msg.data?.event_count === "number") addSparkPoint(msg.ts, msg.data.event_count);
-  }
-  if (issue) addSparkPoint(issue.last_seen || issue.created_at, issue.event_count ?? 0);
+  $("spark-line").setAttribute("points", counts.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
+  const total = counts.reduce((a, b) => a + b, 0);
+  Object.assign($("sparkline").dataset, { counts: counts.join(","), total: String(total), last: String(counts.at(-1)) });
+  const minutes = Math.round((counts.length * spark.size) / 60_000);
+  $("spark-caption").textContent =
+    `Events per minute, last ${minutes} min: ${total} event${total === 1 ? "" : "s"}, ${counts.at(-1)} this minute`;
 }
 
 // --- loading, then going live ----------------------------------------------------
@@ -254,18 +275,19 @@ async function start() {
     loaded = await Promise.all([
       loadWithPosition(`/api/issues/${issueId}/`),
       loadWithPosition(`/api/issues/${issueId}/comments/?limit=500`),
+      loadWithPosition(`/api/issues/${issueId}/events/timeline/?bucket=minute&buckets=60`),
     ]);
   } catch (err) {
     showError(err);
     return;
   }
-  const [{ body: loadedIssue, position: issuePosition }, { body: page, position: commentsPosition }] = loaded;
+  const [{ body: loadedIssue, position: issuePosition }, { body: page, position: commentsPosition }, timeline] = loaded;
   issue = loadedIssue;
   issueAt = issuePosition;
   $("issue-app").hidden = false;
   renderIssue();
   for (const comment of Array.isArray(page) ? page : page.results || []) addComment(comment);
-  loadSpark().catch(() => {});
+  loadSpark(timeline);
 
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   client = new WebSocketClient({
@@ -284,9 +306,9 @@ async function start() {
   client.onSignal(channel, "typing", (msg) => String(msg.user_id) !== me.id && startTyping(String(msg.user_id)));
   client.onSignal(channel, "typing_stop", (msg) => stopTyping(String(msg.user_id)));
   client.on("reset", (event) => event.channel === channel && location.reload());
-  // From the older of the two loads: what is newer than both arrives, and the
-  // issue's own load skips what it holds already (issueAt).
-  client.subscribe(channel, { presence: true, since: Math.min(issuePosition, commentsPosition) });
+  // From the oldest of the loads: what is newer than all arrives, and the issue's
+  // own load and the sparkline skip what they hold already (issueAt, spark.at).
+  client.subscribe(channel, { presence: true, since: Math.min(issuePosition, commentsPosition, timeline.position) });
   client.connect();
 }
 
