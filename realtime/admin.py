@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils.translation import ngettext
 
-from . import connections
+from . import channel_presence, connections
 from .models import ChannelMember, ChannelSequence, Connection, Message, Presence, ServerInstance
 
 
@@ -69,7 +69,20 @@ class ConnectionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="subscriptions")
     def channels(self, obj) -> str:
-        return ", ".join(obj.subscriptions or [])
+        # Channels held with channel presence are in ChannelMember rows, not in the column.
+        held = getattr(obj, "held_with_presence", None)
+        if held is None:
+            held = channel_presence.held_by([obj.pk]).get(obj.pk, [])
+        return ", ".join(sorted({*(obj.subscriptions or []), *held}))
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # One query for the page's member rows, not one per row.
+        page = list(changelist.result_list)
+        held = channel_presence.held_by([c.pk for c in page])
+        for conn in page:
+            conn.held_with_presence = held.get(conn.pk, [])
+        return changelist
 
     def has_disconnect_permission(self, request) -> bool:
         return request.user.has_perm("realtime.delete_connection")

@@ -102,6 +102,34 @@ def then_members(change, args: tuple, channels: list[str]) -> dict[str, dict[str
     return members(channels)
 
 
+def member_entry(channel: str, user_id) -> dict | None:
+    """One user's entry on ``channel``, as ``members`` builds it (None: not a member).
+
+    One query on that user's rows (the user index), where ``members`` reads the
+    whole channel: what a process needs after a change of one of its own sockets.
+    """
+    rows = list(
+        ChannelMember.objects.filter(channel=channel, user_id=user_id)
+        .order_by("updated_at", "id")
+        .values_list("activity", "since", "user__username")
+    )
+    if not rows:
+        return None
+    return {
+        "user_id": str(user_id),
+        "username": rows[-1][2],
+        "activity": rows[-1][0],  # of their most recently changed row
+        "since": iso(min(row[1] for row in rows)),
+        "connections": len(rows),
+    }
+
+
+def then_entry(change, args: tuple, channel: str, user_id) -> dict | None:
+    """Make one change of ``user_id``'s rows on ``channel``, then read their entry (one database trip)."""
+    change(*args)
+    return member_entry(channel, user_id)
+
+
 def member_counts(kind: str) -> dict[str, int]:
     """{channel: number of members} of every channel of ``kind`` that has any (one query)."""
     from django.db.models import Count
@@ -113,6 +141,24 @@ def member_counts(kind: str) -> dict[str, int]:
         .values_list("channel", "users")
     )
     return dict(rows)
+
+
+def held_counts() -> list[tuple[str, int]]:
+    """(channel, live connections holding it with presence): the subscriptions that
+    ``Connection.subscriptions`` leaves to these rows (a join is one write, not two)."""
+    from django.db.models import Count
+
+    rows = ChannelMember.objects.filter(left_at__isnull=True).values("channel").annotate(n=Count("id"))
+    return list(rows.values_list("channel", "n"))
+
+
+def held_by(connection_ids: list[str]) -> dict[str, list[str]]:
+    """{connection id: channels it holds with presence} (one query)."""
+    out: dict[str, list[str]] = {}
+    rows = ChannelMember.objects.filter(connection_id__in=connection_ids, left_at__isnull=True)
+    for connection_id, channel in rows.values_list("connection_id", "channel"):
+        out.setdefault(connection_id, []).append(channel)
+    return out
 
 
 def member_list(channel: str) -> list[dict]:

@@ -5,7 +5,9 @@ the channels its sockets hold with presence, the members it last told them
 about, and sends ``channel_presence_diff`` whenever the rows say something else.
 It re-reads a channel's rows (one query, all its channels at once):
 
-- at once, when one of its own sockets joins, leaves or sets an activity;
+- at once, when one of its own sockets sets an activity; when one joins or
+  leaves a channel it already tracks, only that user's rows are read (their
+  entry is the only one the change can alter) and patched into what it told;
 - at once, with Redis, when another process says a channel changed (``rt.chpresence``);
 - every REALTIME_POLL_INTERVAL in any case, which is how changes made by other
   processes arrive without Redis, and how sweeps (grace over, a dead server's
@@ -101,7 +103,7 @@ class ChannelTracker:
         conn.presence_joined = True
         async with self.lock:
             change = (channel_presence.join, (channel, conn.user_id, conn.connection_id, self.hub.server_id))
-            await self._refresh([channel], change)
+            await self._apply(channel, conn.user_id, change)
             self.subscribers[channel].add(conn)
             members = sorted(self.members[channel].values(), key=lambda e: (e["username"], e["user_id"]))
             # Under the lock: no diff can reach this socket before its snapshot.
@@ -120,7 +122,7 @@ class ChannelTracker:
         change = (channel_presence.leave, (channel, conn.user_id, conn.connection_id))
         async with self.lock:
             if channel in self.subscribers:
-                await self._refresh([channel], change)
+                await self._apply(channel, conn.user_id, change)
             else:  # nobody else here holds it: nobody here to tell
                 await self.hub.db(change[0], *change[1])
         await self._tell_others(channel)
@@ -166,6 +168,29 @@ class ChannelTracker:
         async with self.lock:
             await self._refresh([c for c in channels if c in self.subscribers])
 
+    async def _apply(self, channel: str, user_id, change: tuple) -> None:
+        """Make a local socket's join or leave (``change``) and tell the channel's local subscribers.
+
+        On a channel this process tracks, the change can only alter that user's
+        entry: it is read alone and patched into the members last told (changes
+        elsewhere arrive by their own refresh). On a new channel the whole
+        channel is read, as the joiner's snapshot needs it.
+        """
+        old = self.members.get(channel)
+        if old is None:
+            await self._refresh([channel], change)
+            return
+        entry = await self.hub.db(channel_presence.then_entry, change[0], change[1], channel, user_id)
+        if self.members.get(channel) is not old:
+            return  # re-read meanwhile (the last local subscriber left): nothing to patch
+        new = dict(old)
+        if entry is None:
+            new.pop(str(user_id), None)
+        else:
+            new[str(user_id)] = entry
+        self.members[channel] = new
+        await self._fan_out(channel, diff_frame(channel, old, new))
+
     async def _refresh(self, channels: list[str], change: tuple | None = None) -> None:
         """Read the rows of ``channels`` (after making ``change``, a (function, args) of
         channel_presence, in the same database call); send each local subscriber what changed."""
@@ -178,17 +203,21 @@ class ChannelTracker:
         for channel, new in current.items():
             old = self.members.get(channel)
             self.members[channel] = new
-            text = None if old is None else diff_frame(channel, old, new)
-            if text is None:
-                continue
-            for conn in list(self.subscribers.get(channel, ())):
-                try:
-                    # No coroutine per recipient where the direct wire takes the frame.
-                    if _send_now(conn, text):
-                        continue
-                    await _send(conn, text)
-                except Exception:
-                    logger.warning("channel presence to %s failed", conn.connection_id, exc_info=True)
+            if old is not None:
+                await self._fan_out(channel, diff_frame(channel, old, new))
+
+    async def _fan_out(self, channel: str, text: str | None) -> None:
+        """One diff to every local presence subscriber of ``channel``."""
+        if text is None:
+            return
+        for conn in list(self.subscribers.get(channel, ())):
+            try:
+                # No coroutine per recipient where the direct wire takes the frame.
+                if _send_now(conn, text):
+                    continue
+                await _send(conn, text)
+            except Exception:
+                logger.warning("channel presence to %s failed", conn.connection_id, exc_info=True)
 
     async def _loop(self) -> None:
         """Poll the rows of every local presence channel; sweep expired and orphaned rows."""

@@ -8,7 +8,6 @@ signals is the channel registry's (``channel_presence.has_presence`` / ``has_sig
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from . import protocol
@@ -18,13 +17,14 @@ from .protocol import ClientMessage, ProtocolError
 
 if TYPE_CHECKING:
     from .hub import Hub
+    from .outbox import Subscription
 
 
 class CollabMixin:
     # What the consumer this is mixed into provides (set in its connect()).
     hub: Hub
     user_id: str | None
-    subs: Mapping[str, object]
+    subs: dict[str, Subscription]
 
     if TYPE_CHECKING:
 
@@ -39,6 +39,11 @@ class CollabMixin:
             )
         if self.user_id is None:
             raise ProtocolError(protocol.E_FORBIDDEN, "sign in to join a channel's presence", ref=msg.ref)
+
+    def _recorded_subscriptions(self) -> list[str]:
+        """The channels the ``Connection`` row lists: those held without channel presence."""
+        tracker = get_tracker(self.hub)
+        return sorted(name for name in self.subs if not tracker.holds(self, name))
 
     async def _presence_join(self, name: str) -> None:
         tracker = get_tracker(self.hub)

@@ -38,6 +38,7 @@ class FrameHandlers(CollabMixin, OutboxConsumer):
     user: Any  # the signed-in user, or None
     user_id: str | None
     token_session: str | None  # the sign-in its token came from (revocation.py)
+    _saved_subscriptions: tuple[str, ...] = ()  # what its Connection row lists (created with none)
     last_received: float
     _expiry: asyncio.TimerHandle | None
 
@@ -233,4 +234,10 @@ class FrameHandlers(CollabMixin, OutboxConsumer):
             raise
 
     async def _save_subscriptions(self) -> None:
-        await database_sync_to_async(connections.update_subscriptions)(self.connection_id, sorted(self.subs))
+        """The ``Connection`` row's channels, written only when they changed. A channel
+        held with channel presence is left out: its ``ChannelMember`` row records it,
+        so a join or a leave costs that one write (``realtime.subscriptions``)."""
+        channels = tuple(self._recorded_subscriptions())
+        if channels != self._saved_subscriptions:
+            await database_sync_to_async(connections.update_subscriptions)(self.connection_id, list(channels))
+            self._saved_subscriptions = channels

@@ -274,6 +274,9 @@ class StatsView(APIView):
         for subs in Connection.objects.values_list("subscriptions", flat=True):
             for ch in subs or []:
                 subscriptions[ch] = subscriptions.get(ch, 0) + 1
+        # A channel held with channel presence is recorded by its member row instead.
+        for ch, n in channel_presence.held_counts():
+            subscriptions[ch] = subscriptions.get(ch, 0) + n
         return Response(
             {
                 "connections": Connection.objects.count(),

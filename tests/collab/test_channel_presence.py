@@ -203,6 +203,79 @@ def test_join_and_leave_cost_one_write_each(alice, issue):
     assert writes(channel_presence.join, channel, alice.pk, "c2", "s1") == 1  # a reload takes the row over
 
 
+@pytest.fixture
+def row_writes(db):
+    """Rows written per table by every connection and thread (SQLite triggers, as bench/presence.py)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("counted with SQLite triggers")
+    tables = [t for t in connection.introspection.table_names() if not t.startswith("sqlite_")]
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE test_row_writes (tbl TEXT, op TEXT)")
+        for table in tables:
+            for op in ("INSERT", "UPDATE", "DELETE"):
+                cursor.execute(
+                    f'CREATE TRIGGER "test_w_{table}_{op}" AFTER {op} ON "{table}" FOR EACH ROW '
+                    f"BEGIN INSERT INTO test_row_writes VALUES ('{table}', '{op}'); END"
+                )
+
+    def read() -> list[tuple[str, str]]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT tbl, op FROM test_row_writes ORDER BY rowid")
+            rows = cursor.fetchall()
+            cursor.execute("DELETE FROM test_row_writes")
+        return rows
+
+    yield database_sync_to_async(read)
+    with connection.cursor() as cursor:
+        for table in tables:
+            for op in ("INSERT", "UPDATE", "DELETE"):
+                cursor.execute(f'DROP TRIGGER "test_w_{table}_{op}"')
+        cursor.execute("DROP TABLE test_row_writes")
+
+
+async def test_a_join_and_a_leave_over_the_socket_write_one_row_each(alice, bob, issue, row_writes):
+    """The subscribe/unsubscribe as a whole, not only its ChannelMember row: one write each."""
+    channel = f"issue:{issue.pk}"
+    b, _ = await join(bob, channel, "tab-b")
+    a = await connect(alice)
+    await row_writes()
+    assert (await a.request({"type": "subscribe", "channel": channel, "presence": True}))["type"] == "subscribed"
+    assert (await a.recv())["type"] == "channel_presence"
+    assert await diff(b) == ([("alice", "viewing", 1)], [])
+    assert (await a.request({"type": "ping"}))["type"] == "pong"  # frames are handled in turn: the subscribe is done
+    assert await row_writes() == [("realtime_channelmember", "INSERT")]
+    assert (await a.request({"type": "unsubscribe", "channel": channel}))["type"] == "unsubscribed"
+    assert await diff(b) == ([], [("alice", "viewing", 1)])
+    assert (await a.request({"type": "ping"}))["type"] == "pong"
+    assert await row_writes() == [("realtime_channelmember", "DELETE")]
+    # A channel held without channel presence is recorded in the connection's row.
+    assert (await a.request({"type": "subscribe", "channel": "issues"}))["type"] == "subscribed"
+    assert (await a.request({"type": "ping"}))["type"] == "pong"
+    assert await row_writes() == [("realtime_connection", "UPDATE")]
+    await a.close()
+    await b.close()
+
+
+def test_stats_and_admin_count_channels_held_with_presence(alice, staff, issue, auth_api, client):
+    from django.utils import timezone
+
+    from realtime import connections
+    from realtime.models import Connection, ServerInstance
+
+    now = timezone.now()
+    ServerInstance.objects.create(id="s1", hostname="h", pid=1, started_at=now, heartbeat_at=now)
+    Connection.objects.create(
+        id="c1", client_id="t", user=alice, server_id="s1", connected_at=now, last_heartbeat_at=now
+    )
+    connections.update_subscriptions("c1", ["issues"])
+    channel_presence.join(f"issue:{issue.pk}", alice.pk, "c1", "s1")
+    body = auth_api(staff).get("/api/realtime/stats/").json()
+    assert body["subscriptions"] == {"issues": 1, f"issue:{issue.pk}": 1}
+    client.force_login(staff)
+    html = client.get("/admin/realtime/connection/").content.decode()
+    assert f"issue:{issue.pk}, issues" in html
+
+
 async def test_http_presence_endpoint_follows_the_channel_policy(alice, bob, issue, auth_api, api):
     channel = f"issue:{issue.pk}"
     a, _ = await join(alice, channel)
