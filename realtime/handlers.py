@@ -23,6 +23,7 @@ from .collab import CollabMixin
 from .outbox import OutboxConsumer, Subscription
 from .protocol import ProtocolError
 from .publisher import history
+from .ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ class FrameHandlers(CollabMixin, OutboxConsumer):
     _saved_subscriptions: tuple[str, ...] = ()  # what its Connection row lists (created with none)
     last_received: float
     _expiry: asyncio.TimerHandle | None
+    _bucket: TokenBucket | None = None  # made at the first frame
+    _strikes: int  # frames dropped in the window that started at _strike_window
+    _strike_window: float
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         if self.closed:
@@ -65,20 +69,21 @@ class FrameHandlers(CollabMixin, OutboxConsumer):
             await self.send_message(protocol.error(exc.code, exc.message, ref=exc.ref or ref, channel=exc.channel))
 
     def _take_rate_token(self) -> bool:
-        """A token bucket: WEBSOCKET_MESSAGE_RATE a second, bursts up to twice that."""
-        rate = float(conf.get("WEBSOCKET_MESSAGE_RATE"))
+        """WEBSOCKET_MESSAGE_RATE a second, bursts up to twice that; a frame over it is
+        dropped with an error, and more than 4 x rate dropped within RATE_STRIKE_WINDOW is 4429."""
         now = time.monotonic()
-        tokens, last, strikes, window = getattr(self, "_bucket", (2 * rate, now, 0, now))
-        tokens = min(2 * rate, tokens + (now - last) * rate)
-        if now - window > RATE_STRIKE_WINDOW:
-            strikes, window = 0, now
-        if tokens >= 1:
-            self._bucket = (tokens - 1, now, strikes, window)
+        bucket = self._bucket
+        if bucket is None:  # at the first frame: its window starts then
+            rate = float(conf.get("WEBSOCKET_MESSAGE_RATE"))
+            bucket = self._bucket = TokenBucket(rate, 2 * rate, now)
+            self._strikes, self._strike_window = 0, now
+        if now - self._strike_window > RATE_STRIKE_WINDOW:
+            self._strikes, self._strike_window = 0, now
+        if bucket.take(now):
             return True
-        strikes += 1
-        self._bucket = (tokens, now, strikes, window)
+        self._strikes += 1
         counters.rate_limited(self.connection_id, self.user_id, self.client_id, getattr(self.user, "username", None))
-        if strikes > 4 * rate:
+        if self._strikes > 4 * bucket.rate:
             asyncio.ensure_future(self.close_with(protocol.CLOSE_RATE_LIMITED))
         else:
             counters.error_sent(protocol.E_RATE_LIMITED)

@@ -226,6 +226,29 @@ async def test_flooding_gets_rate_limited_then_4429(settings):
     assert await client.closed_with() == 4429
 
 
+async def test_rate_strikes_count_within_their_window_only(settings, monkeypatch):
+    """4429 is for more than 4 x rate messages dropped within RATE_STRIKE_WINDOW, not over a socket's life."""
+    from realtime import handlers
+
+    monkeypatch.setattr(handlers, "RATE_STRIKE_WINDOW", 1.0)
+    settings.WEBSOCKET_MESSAGE_RATE = 2  # bursts of 4; closed past 8 dropped in a window
+    client = Client()
+    await client.connect()
+
+    async def burst(n: int) -> list[str]:
+        for _ in range(n):
+            await client.send({"type": "ping"})
+        return [(await client.recv()).get("code", "pong") for _ in range(n)]
+
+    first = await burst(12)
+    assert first.count("rate_limited") >= 6 and "__closed__" not in first, first
+    await asyncio.sleep(1.2)  # the window itself is what is tested: a new one starts
+    second = await burst(10)
+    assert second.count("rate_limited") >= 6 and "__closed__" not in second, second
+    assert await client.nothing(0.3)
+    await client.close()
+
+
 async def test_silence_for_twice_the_heartbeat_closes_with_4408(settings):
     settings.WEBSOCKET_HEARTBEAT_INTERVAL = 0.3
     client = Client()
