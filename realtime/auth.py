@@ -36,7 +36,8 @@ class Authenticated:
 def authenticate(raw_token: str) -> Authenticated:
     """Validate an access token and load its active user (runs ORM queries)."""
     try:
-        token = AccessToken(raw_token)
+        # simplejwt 5.5 annotates the encoded token as its own Token class; it takes the string.
+        token = AccessToken(raw_token)  # type: ignore[arg-type]
     except ExpiredTokenError:
         raise AuthFailed(E_TOKEN_EXPIRED, "token has expired") from None
     except TokenError:
@@ -63,10 +64,10 @@ def session_user(cookie_header: str) -> Any | None:
     """
     from http.cookies import CookieError, SimpleCookie
     from importlib import import_module
-    from types import SimpleNamespace
 
     from django.conf import settings
     from django.contrib.auth import get_user
+    from django.http import HttpRequest
 
     try:
         cookies = SimpleCookie(cookie_header)
@@ -76,5 +77,7 @@ def session_user(cookie_header: str) -> Any | None:
     if morsel is None or not morsel.value:
         return None
     store = import_module(settings.SESSION_ENGINE).SessionStore(morsel.value)
-    user = get_user(SimpleNamespace(session=store))
+    request = HttpRequest()  # what get_user reads of it: the session
+    request.session = store
+    user = get_user(request)
     return user if user.is_authenticated and user.is_active else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -22,15 +23,15 @@ from .fanout import local, revoke_message, send_from_thread
 logger = logging.getLogger(__name__)
 
 
-def revoke_everywhere(*, users: list[str] = (), sessions: list[str] = ()) -> None:
+def revoke_everywhere(*, users: Iterable[object] = (), sessions: Iterable[object] = ()) -> None:
     """Close the sockets of these users and token sessions on every server (from any thread, no wait)."""
-    users, sessions = [str(u) for u in users], [str(s) for s in sessions]
-    message = revoke_message(users, sessions)
+    user_ids, session_ids = [str(u) for u in users], [str(s) for s in sessions]
+    message = revoke_message(user_ids, session_ids)
     hub = local()
     if hub is not None:
 
         async def here_and_there() -> None:
-            await revocation.close_matching(hub, set(users), set(sessions))
+            await revocation.close_matching(hub, set(user_ids), set(session_ids))
             if not hub.layer_is_local:
                 await hub._layer_send(message)
 

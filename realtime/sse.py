@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import math
 import uuid
 
 from channels.db import database_sync_to_async
@@ -69,12 +69,9 @@ class EventStream:
         self.wire = HTTPWire.for_send(send)
         self._ping_timer: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
-
-    @property
-    def last_received(self) -> float:
-        # A stream cannot send anything: it is alive while it is open (the hub's
-        # 4408 check and the coalesced heartbeat read this).
-        return time.monotonic()
+        # A stream cannot send anything: it is alive while it is open, so it is
+        # always heard from (the hub's 4408 check and coalesced heartbeat read this).
+        self.last_received = math.inf
 
     # --- the request's life ---------------------------------------------------
 
@@ -168,7 +165,7 @@ class EventStream:
         except Exception:
             logger.warning("could not clear connection %s; pruning will", self.connection_id, exc_info=True)
             return
-        if last_one:
+        if last_one and self.user_id is not None:
             self.hub.schedule_offline(self.user_id)
 
     # --- what the hub calls -----------------------------------------------------

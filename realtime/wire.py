@@ -75,8 +75,7 @@ def release_handshake(protocol) -> None:
     if getattr(protocol, "state", None) != getattr(protocol, "STATE_OPEN", object()):
         return
     t = getattr(protocol, "transport", None)
-    producer = getattr(t, "producer", None)
-    if producer is not None and type(producer).__name__ == "HTTPChannel":
+    if t is not None and type(getattr(t, "producer", None)).__name__ == "HTTPChannel":
         t.unregisterProducer()
     request = getattr(protocol, "request", None)
     for name in _HANDSHAKE_LEFTOVERS:
