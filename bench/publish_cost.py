@@ -12,13 +12,23 @@ Then "nothing lost": the summed ``event_count`` of the issues is every event
 sent, and for every issue the last ``issue_update`` the socket received
 (``created`` or, after the coalescing window's trailing flush, ``updated``)
 carries its stored count.
+
+Alone (the same row as ``bench.run`` prints, without the fan-out rows)::
+
+    .venv/bin/python -m bench.publish_cost [--cost-requests 500] [--cost-batches 40] [--runs 3]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
+import shutil
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from .client import open_client
 from .servers import ServerProcess
@@ -131,3 +141,34 @@ def _stored_counts(server: ServerProcess) -> dict[str, int]:
     db = server.env["DATABASE_URL"].removeprefix("sqlite:///")
     with sqlite3.connect(db, timeout=20) as conn:
         return {str(pk): n for pk, n in conn.execute("SELECT id, event_count FROM issues_issue")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .run import cost_table, run_publish_cost
+    from .servers import LOADGEN_CORE, can_pin, prepare_template
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--cost-requests", type=int, default=500)
+    p.add_argument("--cost-batches", type=int, default=40)
+    p.add_argument("--cost-batch-size", type=int, default=500)
+    p.add_argument("--runs", type=int, default=1, help="measure this many times, each on a fresh server")
+    p.add_argument("--output", type=Path, default=None, help="also write the figures as JSON here")
+    opts = p.parse_args(argv)
+    if can_pin():
+        os.sched_setaffinity(0, {LOADGEN_CORE})
+    tmp = Path(tempfile.mkdtemp(prefix="dexter-cost-"))
+    runs = []
+    try:
+        template = prepare_template(tmp)
+        for _ in range(opts.runs):
+            runs.append(run_publish_cost(tmp, template, opts))
+            print(cost_table(runs[-1]), flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if opts.output:
+        opts.output.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": runs}))
+    return 0 if all("error" not in r and r["lost"] == 0 for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
 Stock ``ASGIHandler`` under Django 5.2 costs about 10 ms of CPU for a small API
 POST on these machines (``bench/README.md``), four times the same request run
-synchronously, for two reasons:
+synchronously, for three reasons:
 
 - With any sync-only middleware in the list (WhiteNoise), the chain switches
   between the event loop and a thread several times per request, and every
@@ -11,27 +11,81 @@ synchronously, for two reasons:
 - ``ThreadSensitiveContext`` gives every request a new thread, so persistent
   database connections (``CONN_MAX_AGE``) are never reused: each request opens
   its database again (Django ticket #33497).
+- Around the chain it hops to a thread twice more (``request_started`` sent
+  with ``asend``, ``response.close()`` with ``sync_to_async``) and runs two
+  tasks per request (the view and a disconnect listener).
 
-Here the middleware chain is built synchronously (views and middleware run as
-under WSGI) and each request runs it on one of ``DEXTER_HTTP_THREADS``
-long-lived threads, which keep their connections between requests; before and
-after each request stale connections are closed there, as ``request_started``
-and ``request_finished`` do for a WSGI worker. Async views still work (Django
-adapts them with ``async_to_sync``), and the WebSocket side is untouched.
+Here a request is served in one hop: on one of ``DEXTER_HTTP_THREADS``
+long-lived threads, ``request_started`` is sent, the request built, the
+middleware chain run synchronously (views and middleware run as under WSGI)
+and a non-streaming response closed (``request_finished``), so the signals'
+``close_old_connections`` acts on the thread that holds the connection, as it
+does for a WSGI worker, and those threads keep their connections between
+requests. The loop then sends the response. A streaming response is sent by
+the loop as Django's handler sends it and closed on a worker afterwards.
+Async views still work (Django adapts them with ``async_to_sync``), and the
+WebSocket side is untouched. A client that disconnects mid-request is not
+listened for: a sync view cannot be interrupted in its thread anyway, and the
+answer to a closed connection is dropped by the server.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import os
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
 
-from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
-from django.db import close_old_connections
-from django.urls import set_urlconf
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse
+from django.urls import set_script_prefix
 
 DEFAULT_HTTP_THREADS = 4
+
+
+def _settle(future: asyncio.Future, result, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class Workers:
+    """Long-lived threads running one call each at a time; ``run`` is awaited on the loop.
+
+    Lighter than ``sync_to_async`` on a ``ThreadPoolExecutor`` (a lock-free
+    queue, no per-call thread accounting), and the threads live for the process.
+    """
+
+    def __init__(self, threads: int, name: str = "dexter-http") -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(threads)]
+        for thread in self.threads:
+            thread.start()
+
+    def run(self, func, *args) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        # The caller's context variables, copied per call as sync_to_async does.
+        self._jobs.put((loop, future, contextvars.copy_context(), func, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            loop, future, context, func, args = self._jobs.get()
+            try:
+                result, error = context.run(func, *args), None
+            except BaseException as exc:  # handed to the awaiting request
+                result, error = None, exc
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:  # the loop closed while we worked: nobody waits
+                pass
 
 
 class PooledASGIHandler(ASGIHandler):
@@ -40,28 +94,47 @@ class PooledASGIHandler(ASGIHandler):
             threads = int(os.environ.get("DEXTER_HTTP_THREADS") or DEFAULT_HTTP_THREADS)
         if threads < 1:
             raise ValueError("DEXTER_HTTP_THREADS must be at least 1")
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dexter-http")
+        self.workers = Workers(threads)
         super().__init__()
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
-        chain = self._middleware_chain
-
-        def run(request):
-            set_urlconf(settings.ROOT_URLCONF)
-            close_old_connections()
-            try:
-                return chain(request)
-            finally:
-                close_old_connections()
-
-        self._middleware_chain = sync_to_async(run, thread_sensitive=False, executor=self.executor)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         # No ThreadSensitiveContext: it would give each request a thread of its own.
         await self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send):
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            response = await self.workers.run(self.serve, scope, body_file)
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:
+                    await self.workers.run(response.close)
+        finally:
+            body_file.close()
+
+    def serve(self, scope, body_file):
+        """One request, start to close, on a worker thread: what a WSGI worker does."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            # Its content is all in memory: closing it now sends request_finished on this thread.
+            response.close()
+        return response
 
 
 def get_http_application() -> PooledASGIHandler:

@@ -81,3 +81,66 @@ async def test_errors_and_static_files_go_through_the_same_chain():
 def test_thread_count_must_be_positive():
     with pytest.raises(ValueError, match="DEXTER_HTTP_THREADS"):
         PooledASGIHandler(threads=0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_request_is_served_start_to_finish_on_one_worker_thread(staff):
+    """request_started, the view and request_finished on the same long-lived thread:
+    the signals' close_old_connections then acts on the connection the view used."""
+    import threading
+
+    from django.core.signals import request_finished, request_started
+    from django.db.backends.signals import connection_created
+
+    seen: dict[str, list[str]] = {"started": [], "connected": [], "finished": []}
+
+    def on(name):
+        def receiver(**kwargs):
+            seen[name].append(threading.current_thread().name)
+
+        return receiver
+
+    receivers = {"started": on("started"), "connected": on("connected"), "finished": on("finished")}
+    request_started.connect(receivers["started"])
+    connection_created.connect(receivers["connected"])
+    request_finished.connect(receivers["finished"])
+    try:
+        app = PooledASGIHandler(threads=1)
+        auth = (b"authorization", f"Bearer {access_token(staff)}".encode())
+        body = json.dumps({"channel": "global", "message": {"type": "announcement", "message": "x"}}).encode()
+        for _ in range(3):
+            status, headers, answer = await request(
+                app,
+                "/api/realtime/broadcast/",
+                method="POST",
+                body=body,
+                headers=[auth, (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            )
+            assert status == 202, answer
+            assert json.loads(answer)["channel"] == "global"
+    finally:
+        request_started.disconnect(receivers["started"])
+        connection_created.disconnect(receivers["connected"])
+        request_finished.disconnect(receivers["finished"])
+    assert seen["started"] == seen["finished"] == ["dexter-http-0"] * 3
+    assert seen["connected"] == ["dexter-http-0"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_view_that_raises_is_a_500_and_the_worker_lives_on(settings):
+    from django.urls import path
+
+    def broken(request):
+        raise RuntimeError("boom")
+
+    from django.http import HttpResponse
+
+    urls = type("urls", (), {"urlpatterns": [path("broken/", broken), path("ok/", lambda r: HttpResponse("ok"))]})
+    settings.ROOT_URLCONF = urls
+    app = PooledASGIHandler(threads=1)
+    status, _, _ = await request(app, "/broken/")
+    assert status == 500
+    status, _, body = await request(app, "/ok/")
+    assert (status, body) == (200, b"ok")
