@@ -30,6 +30,7 @@ from functools import lru_cache
 from django.db import transaction
 from django.utils import timezone
 
+from issues.ingest_sql import select_models
 from issues.models import Event, Issue
 
 from .models import Alert, AlertTrigger
@@ -128,11 +129,15 @@ def check_event(issue: Issue, *, created: bool, now: datetime | None = None) -> 
 
     ``created`` is accepted for the signal's sake; match alerts already ran when the issue was saved.
     """
-    alerts = Alert.objects.filter(is_active=True, condition=Alert.Condition.THRESHOLD)
-    return _check(alerts, issue, created=False, now=now or timezone.now())
+    return _check(active(Alert.Condition.THRESHOLD), issue, created=False, now=now or timezone.now())
 
 
 def check_new_issue(issue: Issue, now: datetime | None = None) -> list[AlertTrigger]:
     """Check every active match alert against a newly created ``issue``; returns the new triggers."""
-    alerts = Alert.objects.filter(is_active=True, condition=Alert.Condition.MATCH)
-    return _check(alerts, issue, created=True, now=now or timezone.now())
+    return _check(active(Alert.Condition.MATCH), issue, created=True, now=now or timezone.now())
+
+
+def active(condition: str) -> list[Alert]:
+    """The active alerts of one condition, read for every ingested batch: a plain
+    SELECT (``issues.ingest_sql``), which costs less than compiling the queryset."""
+    return select_models(Alert, {"is_active": True, "condition": condition})

@@ -37,13 +37,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, connections, router, transaction
-from django.db.models import F
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
 from realtime.model_publishing import wire
 
+from . import ingest_sql
 from .models import Event, Issue, derive_fingerprint
 from .publishing import publish_issue_change, state_of
 
@@ -82,7 +82,7 @@ def ingest_events(events: Sequence[Mapping[str, Any]]) -> list[IngestResult]:
 
     Events are grouped by fingerprint first, so each issue costs one count
     ``UPDATE`` (``+ n``), one announcement decision and one alert check per
-    batch, and all ``Event`` rows go in with one ``bulk_create``. The counts are
+    batch, and the ``Event`` rows go in with multi-row ``INSERT``s (``ingest_sql.py``). The counts are
     what ingesting them one by one would store. The alerts see one
     ``event_ingested`` per issue per batch (its last event, the count after the
     whole batch): a threshold crossed inside the batch is crossed at its end,
@@ -97,32 +97,39 @@ def ingest_events(events: Sequence[Mapping[str, Any]]) -> list[IngestResult]:
         groups.setdefault(fingerprint, []).append(event)
         order.append(fingerprint)
     with transaction.atomic():
-        issues = _existing_issues(list(groups))
+        # Existing issues are bumped first: one UPDATE ... RETURNING each, which
+        # also reads them (ingest_sql.py); only the rest are created.
+        ingest_sql.lock_in_pk_order(sorted(groups))
+        issues: dict[str, Issue] = {}
         created: set[str] = set()
+        bumped: list[str] = []
         for fingerprint, group in groups.items():
-            if fingerprint not in issues:
+            issue = ingest_sql.bump(fingerprint, len(group), now)
+            if issue is None:
                 issue = _create_issue(fingerprint, group[0], count=len(group), now=now)
                 if issue is not None:
-                    issues[fingerprint] = issue
                     created.add(fingerprint)
-        bumped = [fp for fp in groups if fp not in created]
-        for fingerprint in bumped:
-            if fingerprint not in issues:  # lost the creation race: count on the winner's row
-                issues[fingerprint] = Issue.objects.select_for_update().get(fingerprint=fingerprint)
-            _bump(issues[fingerprint], len(groups[fingerprint]), now)
-        rows = Event.objects.bulk_create(
-            [
-                Event(issue=issues[fp], level=ev.get("level") or "error", received_at=now)
-                for fp, ev in zip(order, events, strict=True)
-            ]
+                else:  # lost the creation race: count on the winner's row
+                    issue = ingest_sql.bump(fingerprint, len(group), now)
+                    assert issue is not None  # the winner's row exists now
+            if fingerprint not in created:
+                bumped.append(fingerprint)
+            issues[fingerprint] = issue
+        ids = ingest_sql.insert_events(
+            [(issues[fp].pk, ev.get("level") or "error") for fp, ev in zip(order, events, strict=True)], now
         )
-        last_event = {fp: row for fp, row in zip(order, rows, strict=True)}
+        last = {fp: i for i, fp in enumerate(order)}
+        last_event = {
+            fp: Event(pk=ids[i], issue=issues[fp], level=events[i].get("level") or "error", received_at=now)
+            for fp, i in last.items()
+        }
         for fingerprint in bumped:
             _announce_or_defer(issues[fingerprint], now)
-        for fingerprint, issue in issues.items():
-            event_ingested.send(
-                sender=Event, issue=issue, created=fingerprint in created, event=last_event[fingerprint]
-            )
+        if event_ingested.has_listeners(Event):
+            for fingerprint, issue in issues.items():
+                event_ingested.send(
+                    sender=Event, issue=issue, created=fingerprint in created, event=last_event[fingerprint]
+                )
     results = []
     remaining = {fp: len(group) for fp, group in groups.items()}
     for fingerprint in order:
@@ -131,43 +138,6 @@ def ingest_events(events: Sequence[Mapping[str, Any]]) -> list[IngestResult]:
         first_of_new = fingerprint in created and remaining[fingerprint] == len(groups[fingerprint]) - 1
         results.append(IngestResult(issue, first_of_new, issue.event_count - remaining[fingerprint]))
     return results
-
-
-def _existing_issues(fingerprints: list[str]) -> dict[str, Issue]:
-    found: dict[str, Issue] = {}
-    for start in range(0, len(fingerprints), 500):  # SQLite's parameter limit
-        # Locked (PostgreSQL; SQLite's write lock is held from BEGIN) in one order, so
-        # the state announced is current and concurrent batches cannot deadlock.
-        chunk = Issue.objects.filter(fingerprint__in=fingerprints[start : start + 500])
-        for issue in chunk.select_for_update().order_by("pk"):
-            found[issue.fingerprint] = issue
-    return found
-
-
-def _bump(issue: Issue, n: int, now) -> None:
-    """Count ``n`` more events on ``issue`` in the database, and in ``issue`` the stored result.
-
-    One ``UPDATE ... RETURNING`` round trip where the database has it (SQLite,
-    PostgreSQL): the count is the database's sum, so concurrent bumps lose nothing.
-    """
-    connection = connections[router.db_for_write(Issue)]
-    if connection.vendor not in ("sqlite", "postgresql"):
-        Issue.objects.filter(pk=issue.pk).update(event_count=F("event_count") + n, last_seen=now, updated_at=now)
-        issue.refresh_from_db(fields=["event_count"])
-    else:
-        quote = connection.ops.quote_name
-        count, seen, updated, pk = (
-            quote(Issue._meta.get_field(f).column) for f in ("event_count", "last_seen", "updated_at", "id")
-        )
-        stamp = connection.ops.adapt_datetimefield_value(now)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {quote(Issue._meta.db_table)} SET {count} = {count} + %s, {seen} = %s, {updated} = %s "
-                f"WHERE {pk} = %s RETURNING {count}",
-                [n, stamp, stamp, issue.pk],
-            )
-            issue.event_count = cursor.fetchone()[0]
-    issue.last_seen = issue.updated_at = now
 
 
 def _create_issue(fingerprint: str, first: Mapping[str, Any], *, count: int, now) -> Issue | None:
@@ -194,7 +164,7 @@ def _create_issue(fingerprint: str, first: Mapping[str, Any], *, count: int, now
 
 
 def _announce_or_defer(issue: Issue, now) -> None:
-    """``issue`` was read locked in this transaction (``_existing_issues``), so its
+    """``issue`` was read locked in this transaction (``ingest_sql.bump``), so its
     ``announced_at`` is current and deciding here needs no query of its own."""
     window = timedelta(seconds=coalesce_seconds())
     if issue.announced_at is None or issue.announced_at <= now - window:
@@ -213,9 +183,7 @@ def _announce(issue: Issue, now) -> None:
         "last_seen": wire(issue.announced_last_seen),
     }
     publish_issue_change(issue.pk, before, after)
-    Issue.objects.filter(pk=issue.pk).update(
-        announced_count=issue.event_count, announced_last_seen=issue.last_seen, announced_at=now
-    )
+    ingest_sql.mark_announced(issue, now)
 
 
 def flush_count(issue_id: int) -> bool:
