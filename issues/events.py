@@ -103,7 +103,10 @@ def ingest_events(events: Sequence[Mapping[str, Any]]) -> list[IngestResult]:
         issues: dict[str, Issue] = {}
         created: set[str] = set()
         bumped: list[str] = []
-        for fingerprint, group in groups.items():
+        # In one order (fingerprints sorted), so concurrent batches creating the
+        # same new issues wait on each other instead of deadlocking (PostgreSQL).
+        for fingerprint in sorted(groups):
+            group = groups[fingerprint]
             issue = ingest_sql.bump(fingerprint, len(group), now)
             if issue is None:
                 issue = _create_issue(fingerprint, group[0], count=len(group), now=now)
