@@ -100,6 +100,15 @@ def test_no_import_cycle_among_realtime_modules(top_level_only):
     assert cycles(graph) == []
 
 
+# The hub composes these; each gets what it needs handed in (realtime/hub.py).
+HUB_PARTS = ("delivery", "poller", "layer_listener", "maintenance", "lifecycle", "ratelimit")
+
+
+@pytest.mark.parametrize("name", [f"realtime.{m}" for m in (*HUB_PARTS, "fanout", "publisher", "presence")])
+def test_the_hubs_parts_and_the_seams_users_do_not_import_the_hub(name):
+    assert "realtime.hub" not in imported_modules(name, top_level_only=False)
+
+
 def test_the_layer_message_format_and_the_in_process_check_are_written_once():
     for name, path in MODULES.items():
         if name == "realtime.fanout":
