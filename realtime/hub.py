@@ -31,7 +31,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -73,7 +72,7 @@ class Hub:
         self.layer_handlers: dict[str, Callable[[dict], Awaitable[None]]] = {}
         self.shutdown_hooks: list[Callable[[str], object]] = []
 
-        self.delivery = Delivery(partial(self.db, publisher.messages_between))
+        self.delivery = Delivery(lambda *args: self.db(publisher.messages_between, *args))
         # The registry's state, shared (never rebound): what consumers, ops and metrics read.
         self.connections = self.delivery.connections
         self.by_client = self.delivery.by_client
@@ -84,7 +83,7 @@ class Hub:
             self.server_id,
             self.subscribers,
             self.delivered_seq,
-            partial(self.db, publisher.stored_after),
+            lambda known: self.db(publisher.stored_after, known),
             self.delivery.queue.put,
         )
         self.maintenance = Maintenance(self.server_id, self.connections, self.db, self._is_stopping)

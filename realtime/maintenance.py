@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from . import conf, instances, presence, publisher
-from .connections import touch_connections
+from . import connections as connection_rows
 from .delivery import LocalConnection
 from .protocol import CLOSE_DISCONNECTED, CLOSE_HEARTBEAT_TIMEOUT, CLOSE_TRY_AGAIN
 
@@ -78,7 +78,7 @@ class Maintenance:
                     heard = [cid for cid, c in self.connections.items() if c.last_received >= last_touch]
                     last_touch = now
                     if heard:
-                        await self.db(touch_connections, heard)
+                        await self.db(connection_rows.touch_connections, heard)
             except Exception:
                 logger.warning("heartbeat write failed; retrying", exc_info=True)
                 continue
