@@ -11,15 +11,11 @@
 // by issue id, so nothing can show twice.
 import { WebSocketClient } from "./dexter-realtime.js";
 import { followPeople, peopleOn, stopPeople } from "./issue-counts.js";
+import { api, currentSession, getToken, jwtClaims, onSessionEnd, signInForm, signOut as forgetSession } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
-const AUTH_KEY = "dexter.auth";
-// Refresh the access token this long before it expires (or a quarter of its
-// lifetime, if shorter), so a request never starts with a token that dies on the way.
-const REFRESH_MARGIN_MS = 30_000;
 const MAX_ALERTS = 50;
 
-let session = JSON.parse(sessionStorage.getItem(AUTH_KEY) || "null"); // {access, refresh, username}
 let client = null;
 let me = null; // {id, username}
 let everConnected = false;
@@ -29,86 +25,6 @@ const rows = new Map(); // id -> <li>
 const heard = new Map(); // issue id -> performance.now() of its last issue_update
 const alertSeqs = new Set();
 const fetching = new Map(); // issue id -> its GET in flight (one per id)
-
-// --- auth -------------------------------------------------------------------
-
-function jwtClaims(token) {
-  try {
-    const b64 = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(b64));
-  } catch {
-    return {};
-  }
-}
-
-function saveSession(next) {
-  session = next;
-  if (next) sessionStorage.setItem(AUTH_KEY, JSON.stringify(next));
-  else sessionStorage.removeItem(AUTH_KEY);
-}
-
-async function postJSON(path, body) {
-  const response = await fetch(path, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return { ok: response.ok, status: response.status, body: await response.json().catch(() => null) };
-}
-
-let refreshing = null;
-function refreshAccess() {
-  refreshing ??= (async () => {
-    const r = await postJSON("/api/auth/token/refresh/", { refresh: session.refresh });
-    if (!r.ok) {
-      signOut("Your session has expired. Please sign in again.");
-      throw new Error("refresh rejected");
-    }
-    saveSession({ ...session, access: r.body.access, refresh: r.body.refresh || session.refresh });
-  })().finally(() => (refreshing = null));
-  return refreshing;
-}
-
-// The client's getToken: a fresh access token, or the current one when the
-// server is unreachable (it is then rejected with 4401 and we try again). The
-// client also calls it shortly before the socket's token expires and hands the
-// server the fresh one (`auth`), so the page never blinks "reconnecting".
-async function getToken() {
-  if (!session) throw new Error("signed out");
-  const { exp = 0, iat = 0 } = jwtClaims(session.access);
-  const margin = Math.min(REFRESH_MARGIN_MS, ((exp - iat) * 1000) / 4);
-  if (exp * 1000 - Date.now() < margin) {
-    try {
-      await refreshAccess();
-    } catch (err) {
-      if (!session) throw err;
-    }
-  }
-  return session.access;
-}
-
-async function api(method, path, body, retry = true) {
-  const response = await fetch(path, {
-    method,
-    headers: { "Content-Type": "application/json", Authorization: `Bearer ${await getToken()}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (response.status === 401 && retry) {
-    await refreshAccess();
-    return api(method, path, body, false);
-  }
-  const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new Error(errorText(data) || `${method} ${path}: HTTP ${response.status}`);
-  return data;
-}
-
-function errorText(data) {
-  if (!data || typeof data !== "object") return "";
-  if (data.detail) return String(data.detail);
-  return Object.entries(data)
-    .map(([field, errors]) => `${field}: ${[].concat(errors).join(" ")}`)
-    .join("; ");
-}
 
 const results = (data) => (Array.isArray(data) ? data : data?.results || []);
 
@@ -164,7 +80,7 @@ function showState(state, _previous, transport = client?.transport) {
   const text = STATE_TEXT[state] || state;
   $("conn-text").textContent = state === "open" && transport === "sse" ? `${text} (SSE fallback)` : text;
   const wasLost = $("banner").dataset.kind === "reconnecting" || $("banner").dataset.kind === "closed";
-  if (!session || !everConnected) {
+  if (!currentSession() || !everConnected) {
     banner(null, "");
   } else if (state === "reconnecting") {
     banner("reconnecting", "Connection lost. Reconnecting…");
@@ -500,6 +416,7 @@ function startClient() {
 }
 
 function showApp() {
+  const session = currentSession();
   const signedIn = Boolean(session);
   $("signin").hidden = signedIn;
   $("app").hidden = !signedIn;
@@ -519,7 +436,7 @@ function signOut(message = "") {
   stopPeople();
   client?.close();
   client = null;
-  saveSession(null);
+  forgetSession();
   everConnected = false;
   banner(null, "");
   users.clear();
@@ -536,27 +453,10 @@ function signOut(message = "") {
   $("signin-error").textContent = message;
 }
 
-$("signin-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.currentTarget;
-  const button = form.querySelector("button");
-  button.disabled = true;
-  try {
-    const name = form.username.value.trim();
-    const r = await postJSON("/api/auth/token/", { username: name, password: form.password.value });
-    if (!r.ok) throw new Error(r.status === 401 ? "Wrong username or password." : errorText(r.body));
-    form.password.value = "";
-    $("signin-error").textContent = "";
-    saveSession({ access: r.body.access, refresh: r.body.refresh, username: name });
-    showApp();
-  } catch (err) {
-    $("signin-error").textContent = err.message || "Could not sign in.";
-  } finally {
-    button.disabled = false;
-  }
-});
+signInForm(showApp);
 
 $("sign-out").addEventListener("click", () => signOut());
+onSessionEnd(signOut); // a refresh refused: back to the sign-in form, saying why
 $("announcement-dismiss").addEventListener("click", () => ($("announcement").hidden = true));
 $("reconnect").addEventListener("click", () => client?.connect());
 

@@ -7,62 +7,17 @@
 // twice. Figures summed over servers use each server's latest sample in a
 // time slot; latency shows the worst server's p50/p99.
 import { WebSocketClient } from "./dexter-realtime.js";
+import { api, currentSession, getToken, onSessionEnd, signInForm, signOut as forgetSession } from "./session.js";
 import uPlot from "./vendor/uplot/uPlot.esm.js";
 
 const $ = (id) => document.getElementById(id);
-const AUTH_KEY = "dexter.auth"; // the dashboard's: signed in there, signed in here (same tab)
 const WINDOW_S = 300; // what the charts show
 const HISTORY = 400; // samples loaded at start (several servers share them)
 const STALE_INTERVALS = 3; // a server silent this many intervals is marked stale
 
-let session = JSON.parse(sessionStorage.getItem(AUTH_KEY) || "null");
 let client = null;
 const samples = new Map(); // seq -> sample
 const charts = {};
-
-// --- auth (as the dashboard does it) ----------------------------------------
-
-function claims(token) {
-  try {
-    return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-  } catch {
-    return {};
-  }
-}
-
-function saveSession(next) {
-  session = next;
-  if (next) sessionStorage.setItem(AUTH_KEY, JSON.stringify(next));
-  else sessionStorage.removeItem(AUTH_KEY);
-}
-
-async function postJSON(path, body, token) {
-  const headers = { "Content-Type": "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
-  return { ok: response.ok, status: response.status, body: await response.json().catch(() => null) };
-}
-
-async function getToken() {
-  if (!session) throw new Error("signed out");
-  const { exp = 0 } = claims(session.access);
-  if (exp * 1000 - Date.now() < 30_000) {
-    const r = await postJSON("/api/auth/token/refresh/", { refresh: session.refresh });
-    if (!r.ok) {
-      signOut("Your session has expired. Please sign in again.");
-      throw new Error("refresh rejected");
-    }
-    saveSession({ ...session, access: r.body.access, refresh: r.body.refresh || session.refresh });
-  }
-  return session.access;
-}
-
-async function api(method, path) {
-  const response = await fetch(path, { method, headers: { Authorization: `Bearer ${await getToken()}` } });
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new Error(body?.detail || `${method} ${path}: HTTP ${response.status}`);
-  return body;
-}
 
 // --- helpers ------------------------------------------------------------------
 
@@ -356,6 +311,7 @@ function start() {
 }
 
 function showApp() {
+  const session = currentSession();
   const signedIn = Boolean(session);
   $("signin").hidden = signedIn;
   $("me").hidden = !signedIn;
@@ -368,24 +324,13 @@ function showApp() {
 function signOut(message = "") {
   client?.close();
   client = null;
-  saveSession(null);
+  forgetSession();
   location.reload();
   $("signin-error").textContent = message;
 }
 
-$("signin-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.currentTarget;
-  const name = form.username.value.trim();
-  const r = await postJSON("/api/auth/token/", { username: name, password: form.password.value });
-  if (!r.ok) {
-    $("signin-error").textContent = r.status === 401 ? "Wrong username or password." : r.body?.detail || "Could not sign in.";
-    return;
-  }
-  form.password.value = "";
-  saveSession({ access: r.body.access, refresh: r.body.refresh, username: name });
-  showApp();
-});
+signInForm(showApp);
 $("sign-out").addEventListener("click", () => signOut());
+onSessionEnd(signOut);
 
 showApp();
