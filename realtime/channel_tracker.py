@@ -41,17 +41,22 @@ def _send_now(conn, text: str) -> bool:
 
 
 async def _send(conn, text: str) -> None:
-    """One frame to one local WebSocket connection.
+    """One message to one local connection.
 
-    Through the socket's direct wire when daphne serves it (as the hub's
-    fan-out does: no ASGI send per recipient), else the ASGI send. SSE streams
-    (no ``base_send``) carry publications only: presence and signals are
-    socket messages (section 13 serves a fixed channel set one way).
+    A socket: through its direct wire when daphne serves it (as the hub's
+    fan-out does: no ASGI send per recipient), else the ASGI send. An SSE
+    stream: an event of the message's type (``push_text``).
     """
     if getattr(conn, "closed", False):
         return
     wire = getattr(conn, "_wire", None)
     if wire is not None and wire.send_text(text):
+        return
+    push = getattr(conn, "push_text", None)
+    if push is not None:
+        pending = push(text)
+        if pending is not None:
+            await pending
         return
     base_send = getattr(conn, "base_send", None)
     if base_send is not None:
@@ -252,7 +257,7 @@ class ChannelTracker:
 
     async def relay_signal(self, conn, channel: str, event: str, data: dict) -> None:
         text = encode({"type": "signal", "channel": channel, "event": event, "user_id": conn.user_id, "data": data})
-        await self._relay_local(channel, text, conn.connection_id)
+        await self.relay_local(channel, text, conn.connection_id)
         if not self.hub.layer_is_local:
             await self.hub._layer_send(
                 {
@@ -264,7 +269,7 @@ class ChannelTracker:
                 }
             )
 
-    async def _relay_local(self, channel: str, text: str, sender: str) -> None:
+    async def relay_local(self, channel: str, text: str, sender: str) -> None:
         for other in list(self.hub.subscribers.get(channel, ())):
             if other.connection_id == sender:
                 continue  # never echoed
@@ -275,7 +280,7 @@ class ChannelTracker:
 
     async def _on_layer_signal(self, message: dict) -> None:
         if message.get("origin") != self.hub.server_id:
-            await self._relay_local(message["channel"], message["text"], message["sender"])
+            await self.relay_local(message["channel"], message["text"], message["sender"])
 
 
 _trackers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

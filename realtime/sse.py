@@ -26,6 +26,7 @@ from channels.db import database_sync_to_async
 
 from . import conf, connections, events, presence, protocol
 from .auth import seconds_left
+from .channel_tracker import get_tracker
 from .hub import get_hub
 from .protocol import encode
 from .publisher import history
@@ -89,7 +90,7 @@ class EventStream:
             self._expiry = asyncio.get_running_loop().call_later(delay, self._token_expired)
         channels, since = admitted.channels, admitted.since
         try:
-            await self._open(channels, since)
+            await self._open(channels, since, admitted.presence)
             while True:  # until the client goes away or close_with ends the response
                 message = await self.receive()
                 if message["type"] == "http.disconnect":
@@ -100,7 +101,7 @@ class EventStream:
         finally:
             await self._release()
 
-    async def _open(self, channels: list[str], since: dict[str, int]) -> None:
+    async def _open(self, channels: list[str], since: dict[str, int], presence_channels: list[str]) -> None:
         """Record the connection, start the response, replay from ``since``, then go live."""
         await database_sync_to_async(connections.connection_opened)(
             connection_id=self.connection_id,
@@ -149,6 +150,8 @@ class EventStream:
             if pending is not None:
                 await pending
         await database_sync_to_async(connections.update_subscriptions)(self.connection_id, sorted(channels))
+        for channel in presence_channels:  # the snapshot, then the diffs, as after a socket's subscribe
+            await get_tracker(self.hub).join(self, channel)
         self._ping()
 
     async def _release(self) -> None:
@@ -160,6 +163,7 @@ class EventStream:
         self.hub.remove(self)
         if self.hub.stopping:
             return  # the hub clears this server's rows in one go
+        await get_tracker(self.hub).connection_ended(self)  # no write unless it joined a channel's presence
         try:
             last_one = await database_sync_to_async(connections.connection_closed)(self.connection_id, self.user_id)
         except Exception:
@@ -207,6 +211,13 @@ class EventStream:
             close["reason"] = reason
         body += events.event(b"close", encode(close), None)
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
+
+    def push_text(self, text: str):
+        """A message that is no publication (channel presence, a signal): an event of its
+        type, with the stream's position unchanged. None when done, else an awaitable."""
+        if self.closed or self.held is not None:
+            return None  # not open yet: the join's snapshot comes after the replay
+        return self._write(self._event(events.event_type(text), text))
 
     def flush_batch(self, frames: dict) -> None:
         """Streams never ask for the batch tick (``?batch=1`` is a socket option)."""

@@ -2,7 +2,7 @@
 
 ``admit`` reads the request (method, origin, ``client_id``, ``channels``, the
 hub's capacity, the token or session, ``since`` / ``Last-Event-ID``, each
-channel's ``policy.check``) and returns what the stream needs, or raises
+channel's ``policy.check``, then ``presence``) and returns what the stream needs, or raises
 ``Refused``: an HTTP error with a section 5 error body, nothing recorded.
 """
 
@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
-from . import conf, events, policy, protocol
+from . import channel_presence, conf, events, policy, protocol
 from .auth import AuthFailed, authenticate, session_user
 from .origins import origin_allowed
 from .protocol import ProtocolError, encode
@@ -59,6 +59,7 @@ class Admission:
     user_id: str | None = None
     token_session: str | None = None  # the sign-in its token came from (revocation.py)
     expires_at: float | None = None  # the token's expiry (a Unix timestamp); None without a token
+    presence: list[str] = field(default_factory=list)  # channels it joins the presence of (section 10)
 
 
 async def admit(scope: dict, hub: Hub, connection_id: str) -> Admission:
@@ -99,7 +100,27 @@ async def admit(scope: dict, hub: Hub, connection_id: str) -> Admission:
     if len(admitted.channels) > int(conf.get("WEBSOCKET_MAX_SUBSCRIPTIONS")):
         raise Refused(400, protocol.E_TOO_MANY_SUBSCRIPTIONS, "too many channels")
     admitted.since = {ch: since[ch] for ch in admitted.channels if ch in since}
+    admitted.presence = _presence_channels(query, admitted)
     return admitted
+
+
+def _presence_channels(query: dict, admitted: Admission) -> list[str]:
+    """``presence=issue:123``: channels of the stream whose presence it joins, checked as a subscribe's."""
+    out: list[str] = []
+    for name in (n.strip() for n in ",".join(query.get("presence", [])).split(",") if n.strip()):
+        try:
+            channel = protocol.parse_channel(name)
+        except ProtocolError as exc:
+            raise refused(exc) from None
+        if channel.name not in admitted.channels:
+            raise Refused(400, protocol.E_INVALID_MESSAGE, "presence names a channel not in channels", channel.name)
+        if not channel_presence.has_presence(channel.kind):
+            raise Refused(400, protocol.E_INVALID_MESSAGE, "this channel has no channel presence", channel.name)
+        if admitted.user_id is None:
+            raise Refused(403, protocol.E_FORBIDDEN, "sign in to join a channel's presence")
+        if channel.name not in out:
+            out.append(channel.name)
+    return out
 
 
 async def _authenticate(admitted: Admission, token: str, headers: dict[str, str]) -> None:

@@ -216,6 +216,48 @@ describe('falling back to SSE', () => {
     assert.deepEqual(JSON.parse(call.body), { status: 'away', activity: 'triaging' });
   });
 
+  test('test_channel_presence_signals_and_activity_while_on_sse', async () => {
+    const { client } = await onSSE(['issues'], { token: 'tok' });
+    ES.last.hello('issues=0');
+    await flush();
+    client.subscribe('issue:7', { presence: true });
+    mock.timers.tick(0);
+    await flush();
+    const es = ES.last;
+    assert.equal(es.url.searchParams.get('channels'), 'issues,issue:7');
+    assert.equal(es.url.searchParams.get('presence'), 'issue:7');
+    es.emit('connection', { type: 'connection', connection_id: 'c42', user: { id: '2', username: 'alice' }, heartbeat_interval: 30 }, 'issues=0,issue:7=3');
+    await flush();
+    // The snapshot and the diffs come on the stream, and keep the members.
+    const alice = { user_id: '2', username: 'alice', activity: 'viewing', since: 'x', connections: 1 };
+    const bob = { user_id: '3', username: 'bob', activity: 'viewing', since: 'y', connections: 1 };
+    es.emit('channel_presence', { type: 'channel_presence', channel: 'issue:7', members: [alice] }, 'issues=0,issue:7=3');
+    es.emit('channel_presence_diff', { type: 'channel_presence_diff', channel: 'issue:7', joins: [bob], leaves: [] }, 'issues=0,issue:7=3');
+    assert.deepEqual(client.members('issue:7').map((m) => m.username), ['alice', 'bob']);
+    // Others' signals come on the stream.
+    const signals = [];
+    client.onSignal('issue:7', 'typing', (msg) => signals.push(msg.user_id));
+    es.emit('signal', { type: 'signal', channel: 'issue:7', event: 'typing', user_id: '3', data: {} }, 'issues=0,issue:7=3');
+    assert.deepEqual(signals, ['3']);
+    // Activity and signals go over HTTP, naming the stream.
+    fetchReply = () => [200, { type: 'presence_ack', channel: 'issue:7', activity: 'commenting' }];
+    const ack = await client.setActivity('issue:7', 'commenting');
+    assert.equal(ack.type, 'presence_ack');
+    let call = fetchCalls.at(-1);
+    assert.equal(call.url, 'http://test:8000/api/realtime/channels/issue%3A7/activity/');
+    assert.deepEqual(JSON.parse(call.body), { connection_id: 'c42', activity: 'commenting' });
+    fetchReply = () => [202, {}];
+    const errors = [];
+    client.on('error', (e) => errors.push(e));
+    client.signal('issue:7', 'typing', { field: 'comment' });
+    await flush();
+    call = fetchCalls.at(-1);
+    assert.equal(call.url, 'http://test:8000/api/realtime/channels/issue%3A7/signal/');
+    assert.equal(call.headers.Authorization, 'Bearer tok');
+    assert.deepEqual(JSON.parse(call.body), { connection_id: 'c42', event: 'typing', data: { field: 'comment' } });
+    assert.deepEqual(errors, []); // success has no reply, as on a socket
+  });
+
   test('test_a_refused_channel_rejects_its_subscribe_and_the_rest_goes_on', async () => {
     fetchReply = () => [403, { type: 'error', code: 'forbidden', message: 'no', channel: 'user:9' }];
     const { client, subscribed } = await onSSE(['issues', 'user:9']);

@@ -12,6 +12,11 @@
  * - `presence` goes to `POST /api/realtime/presence/`, `history` to
  *   `GET /api/realtime/channels/<channel>/history/`; `ping` and `auth` are
  *   answered here (a fresh token reopens the stream with it);
+ * - a `subscribe` with `presence: true` opens the stream with `presence=` for
+ *   that channel (its `channel_presence` and diffs come on the stream); a
+ *   channel's activity goes to `POST .../channels/<channel>/activity/` and a
+ *   `signal` to `POST .../channels/<channel>/signal/`, naming the stream by its
+ *   `connection_id` (the others' signals come on the stream);
  * - the server's `event: close` becomes a close with that code; a stream that
  *   fails is a 1006, and when it fails before its first event a `fetch` of the
  *   same URL reads why (EventSource hides the status): 401 is 4401, 503 4503,
@@ -52,6 +57,8 @@ export class SSESocket {
     this._positions = new Map(); // channel -> seq, from the last event id
     this._refused = new Map(); // channel -> error message of the server
     this._waiting = new Map(); // channel -> [subscribe frames] answered when the stream opens
+    this._presence = new Set(); // channels subscribed with presence: true
+    this._connectionId = null; // of the open stream: what the HTTP calls name
     this._streamSet = null; // the channels of the open stream
     this._hello = null;
     this._es = null;
@@ -77,6 +84,7 @@ export class SSESocket {
       case 'unsubscribe':
         this._wanted.delete(frame.channel);
         this._positions.delete(frame.channel);
+        this._presence.delete(frame.channel);
         this._reply({ type: 'unsubscribed', channel: frame.channel, ref });
         return this._scheduleReopen();
       case 'ping':
@@ -87,8 +95,16 @@ export class SSESocket {
         this._reply({ type: 'authenticated', user: this._hello && this._hello.user, ref });
         return this._scheduleReopen(true);
       case 'presence':
-        if (frame.channel) return this._reply(unsupported(frame));
+        if (frame.channel) {
+          const body = { connection_id: this._connectionId, activity: frame.activity ?? null };
+          return this._http('POST', `${channelPath(frame.channel)}/activity/`, body, ref);
+        }
         return this._http('POST', '/api/realtime/presence/', { status: frame.status, activity: frame.activity ?? null }, ref);
+      case 'signal': {
+        // As on a socket, success has no reply; an error does.
+        const body = { connection_id: this._connectionId, event: frame.event, data: frame.data ?? {} };
+        return this._http('POST', `${channelPath(frame.channel)}/signal/`, body, ref, { errorsOnly: true });
+      }
       case 'history': {
         const q = `?since=${encodeURIComponent(frame.since ?? 0)}&limit=${encodeURIComponent(frame.limit ?? 100)}`;
         return this._http('GET', `/api/realtime/channels/${encodeURIComponent(frame.channel)}/history/${q}`, null, ref);
@@ -115,8 +131,10 @@ export class SSESocket {
     }
     const params = [`channels=${encodeURIComponent(channels.join(','))}`, `client_id=${encodeURIComponent(this.clientId)}`];
     if (since.length) params.push(`since=${encodeURIComponent(since.join(','))}`);
+    const presence = channels.filter((c) => this._presence.has(c));
+    if (presence.length) params.push(`presence=${encodeURIComponent(presence.join(','))}`);
     if (this.token) params.push(`token=${encodeURIComponent(this.token)}`);
-    return { url: `${this.url}?${params.join('&')}`, channels };
+    return { url: `${this.url}?${params.join('&')}`, channels, presence };
   }
 
   _open() {
@@ -136,6 +154,7 @@ export class SSESocket {
       if (event.type === 'connection') {
         opened = true;
         this._streamSet = new Set(channels);
+        this._connectionId = data.connection_id || null;
         this._onStreamOpen(data);
       } else if (event.type === 'close') {
         this._closed(Number(data.code) || 1006, 'closed by the server');
@@ -209,11 +228,15 @@ export class SSESocket {
       this._reply({ ...this._refused.get(channel), ref: frame.ref });
       return;
     }
+    const joins = Boolean(frame.presence) && !this._presence.has(channel);
+    if (joins) this._presence.add(channel);
     const list = this._waiting.get(channel) || [];
     list.push(frame);
     this._waiting.set(channel, list);
     if (this._streamSet && this._streamSet.has(channel)) {
       this._answerSubscribes(channel);
+      // Joining presence takes a stream that says so: reopened from the position.
+      if (joins) this._scheduleReopen(true);
       return;
     }
     if (!this._wanted.has(channel) || (frame.since !== undefined && !this._positions.has(channel))) {
@@ -261,7 +284,7 @@ export class SSESocket {
 
   // --- the HTTP API -------------------------------------------------------------
 
-  async _http(method, path, body, ref) {
+  async _http(method, path, body, ref, { errorsOnly = false } = {}) {
     const headers = { Accept: 'application/json' };
     if (body !== null) headers['Content-Type'] = 'application/json';
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
@@ -279,6 +302,7 @@ export class SSESocket {
     } catch (err) {
       reply = { type: 'error', code: 'unavailable', message: String((err && err.message) || err) };
     }
+    if (errorsOnly && reply.type !== 'error') return;
     if (ref !== undefined) reply = { ...reply, ref };
     this._reply(reply);
   }
@@ -308,6 +332,10 @@ export class SSESocket {
     this._stop();
     if (this.onclose) this.onclose({ code, reason, wasClean: code !== 1006 });
   }
+}
+
+function channelPath(channel) {
+  return `/api/realtime/channels/${encodeURIComponent(channel)}`;
 }
 
 function unsupported(frame) {
