@@ -3,16 +3,16 @@
     .venv/bin/python docs/screenshot_issue.py
 
 As docs/screenshot.py: its own daphne on a throwaway database, demo data through
-the HTTP API (an issue whose events come in over a few seconds, so the sparkline
-has a shape, and two comments), alice and bob in two Chromium contexts; bob is
-typing when alice's page is photographed.
+the HTTP API (an issue and two comments; its events of the last hour written
+with past times, so the per-minute sparkline has a shape, then a few live),
+alice and bob in two Chromium contexts; bob is typing when alice's page is
+photographed.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +28,24 @@ CULPRIT = "checkout/cart.js in computeTotal"
 EVENT = {"title": TITLE, "level": "error", "culprit": CULPRIT}
 
 
+# Events per minute over the last hour, oldest first: a quiet start, the deploy, the climb.
+PAST_EVENTS = """
+from datetime import timedelta
+from django.db.models import F
+from django.utils import timezone
+from issues.models import Event, Issue
+per_minute = [0] * 30 + [1, 0, 2, 1, 0, 3, 5, 4, 8, 6, 9, 12, 7, 10, 14, 11, 9, 13, 16, 12, 15, 18, 14, 17, 20]
+per_minute += [16, 19, 22, 18]
+now = timezone.now()
+rows = [
+    Event(issue_id={issue_id}, received_at=now - timedelta(minutes=len(per_minute) - i, seconds=s))
+    for i, n in enumerate(per_minute) for s in range(n)
+]
+Event.objects.bulk_create(rows)
+Issue.objects.filter(pk={issue_id}).update(event_count=F("event_count") + len(rows))
+"""
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = server_env({"DATABASE_URL": f"sqlite:///{tmp}/db.sqlite3"})
@@ -38,10 +56,9 @@ def main() -> None:
             status, body = server.request("POST", "/api/issues/", {**EVENT}, admin)
             assert status == 201, body
             issue_id = str(body["id"])
-            for burst in (1, 1, 2, 1, 4, 7, 5):
-                for _ in range(burst):
-                    server.request("POST", "/api/events/", EVENT, admin)
-                time.sleep(0.3)
+            server.shell(PAST_EVENTS.format(issue_id=issue_id))
+            for _ in range(3):
+                server.request("POST", "/api/events/", EVENT, admin)
             server.request(
                 "POST", f"/api/issues/{issue_id}/comments/", {"body": "Started after the 14:02 deploy."}, bob_token
             )
