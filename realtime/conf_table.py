@@ -92,6 +92,12 @@ RATE_RE = re.compile(r"[0-9]+/[smhd][a-z]*")
 # Settings that take one of a few words.
 CHOICES = {"REALTIME_DOORBELL": ("auto", "off", "0", "false", "no")}
 
+# Settings that change nothing a client sees on the wire (how the servers reach
+# each other and manage memory); every other one is in docs/protocol.md section 9.
+SERVER_SIDE = frozenset(
+    {"REALTIME_POLL_INTERVAL", "REALTIME_DOORBELL", "REALTIME_GC_FREEZE", "REALTIME_LAYER_RETRY_MAX"}
+)
+
 
 def check_bounds(name: str, value: Any) -> None:
     """Raise ValueError(why) when ``value``, already of the right type, is out of ``name``'s bounds."""
