@@ -163,3 +163,12 @@ def test_the_readme_shows_pictures_of_the_pages():
     images = re.findall(r"!\[[^\]]+\]\(([^)\s]+)\)", (ROOT / "README.md").read_text(encoding="utf-8"))
     assert {"docs/dashboard.png", "docs/ops.png"} <= set(images)
     assert all((ROOT / image).stat().st_size > 10_000 for image in images)
+
+
+def test_the_readme_has_what_a_newcomer_looks_for():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    headings = set(re.findall(r"^## (.+)$", text, flags=re.M))
+    wanted = {"Configuration", "Protocol summary", "Adding it to your own project", "Scaling out"}
+    wanted |= {"Benchmark", "Reliability"}
+    assert sorted(wanted - headings) == []
+    assert "(docs/integrating.md)" in text and "(docs/protocol.md)" in text
