@@ -1,6 +1,6 @@
 """daphne's ``Server``, tuned for many long-lived sockets: what ``manage.py runrealtime`` runs.
 
-Four changes; the first two and the last are measured in bench/README.md:
+Five changes; the first two and the fourth are measured in bench/README.md:
 
 - Each WebSocket gets an ``InputQueue`` instead of an ``asyncio.Queue``: daphne
   makes one per socket to feed the application, and ``asyncio.Queue`` carries
@@ -15,9 +15,14 @@ Four changes; the first two and the last are measured in bench/README.md:
   body to the application (Django parses its own forms), and Twisted's parse
   of the Content-Type header alone (through ``email.message``) was an eighth
   of the server CPU of a small JSON POST.
+- The fast path of ``wire.py`` (publications written straight to the socket,
+  and WEBSOCKET_SEND_BUFFER_LIMIT) is offered to the consumers
+  (``direct_wire``) once ``wire.probe_installed`` finds at start-up that the
+  installed autobahn and Twisted keep what it reads where it reads it.
 
 Plain ``daphne dexter.asgi:application`` serves the same application, with
-daphne's defaults.
+daphne's defaults and without the fast path: every frame goes through
+daphne's ASGI ``send``, and what is held for a slow socket is not bounded.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from daphne.ws_protocol import WebSocketProtocol
 
 from . import conf
 from .startup import log_serving
+from .wire import probe_installed, warn_seam
 
 
 class InputQueue:
@@ -102,6 +108,20 @@ class FormlessWebRequest(WebRequest):
 
 
 class RealtimeServer(Server):
+    # The fast path of realtime/wire.py, offered to the consumers once probed.
+    direct_wire = False
+
+    def run(self):
+        self.offer_direct_wire()
+        super().run()
+
+    def offer_direct_wire(self) -> None:
+        """At start-up, before any socket: the fast path only if its seam is where wire.py reads it."""
+        missing = probe_installed()
+        self.direct_wire = missing is None
+        if missing is not None:
+            warn_seam(missing)
+
     def listen_success(self, port):
         if not getattr(self.http_factory, "_formless", False):
             # run() builds http_factory before listening; its buildProtocol sets daphne's request class.

@@ -14,6 +14,15 @@ The rule: it only ever takes a frame that autobahn would have sent unchanged
 size limit); in every other case ``send_text`` returns False and the caller uses
 the ASGI ``send`` as before. Order is kept: anything already buffered by Twisted
 goes first.
+
+It reads private attributes of autobahn and Twisted, so it is a capability of
+``manage.py runrealtime``: its server (``server.RealtimeServer``) runs
+``probe_installed`` at start-up on a real autobahn protocol and Twisted
+transport, and offers the fast path (``direct_wire``) only when every attribute
+is where this module reads it; each socket's transport is probed again when it
+opens. A socket without it (plain daphne, uvicorn, a failed probe) uses the
+ASGI ``send``, and an attribute gone at run time makes ``send_text`` return
+False for that frame: a frame is never dropped for want of the fast path.
 """
 
 from __future__ import annotations
@@ -104,6 +113,51 @@ def twisted_seam_ok(transport) -> bool:
         return False
 
 
+# What ``send_text`` and ``close_internal_error`` read of an open autobahn protocol.
+PROTOCOL_SEAM = ("state", "STATE_OPEN", "_perMessageCompress", "send_queue", "maxMessagePayloadSize", "sendCloseFrame")
+
+
+def protocol_seam_missing(protocol) -> list[str]:
+    return [name for name in PROTOCOL_SEAM if not hasattr(protocol, name)]
+
+
+def probe_installed() -> str | None:
+    """None when the installed autobahn and Twisted have the fast path's seam, else what is missing.
+
+    On a real autobahn server protocol connected to a real Twisted
+    ``FileDescriptor`` (no socket, no reactor): what a socket of daphne has.
+    """
+    try:
+        from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+        from twisted.internet.abstract import FileDescriptor
+        from twisted.internet.address import IPv4Address
+    except ImportError as exc:
+        return f"not installed: {exc.name}"
+
+    class ProbeTransport(FileDescriptor):
+        def getPeer(self):
+            return IPv4Address("TCP", "127.0.0.1", 0)
+
+        getHost = getPeer
+
+    transport = ProbeTransport()
+    if not twisted_seam_ok(transport):
+        return "Twisted's FileDescriptor keeps no dataBuffer/offset/_tempDataBuffer/_tempDataLen"
+    factory = WebSocketServerFactory()
+    factory.protocol = WebSocketServerProtocol
+    factory.setProtocolOptions(openHandshakeTimeout=0)
+    protocol = factory.buildProtocol(None)
+    if protocol is None:
+        return "autobahn's factory built no protocol"
+    try:
+        # FileDescriptor implements ITransport through zope.interface, which mypy does not read.
+        protocol.makeConnection(transport)  # type: ignore[arg-type]
+    except Exception as exc:  # an autobahn that connects differently: not the one this was written for
+        return f"autobahn's protocol did not connect to a bare transport ({exc!r})"
+    missing = protocol_seam_missing(protocol)
+    return f"autobahn's protocol has no {', '.join(missing)}" if missing else None
+
+
 class DirectWire:
     """One daphne socket's fast path, and the bound on what is held for it.
 
@@ -135,13 +189,17 @@ class DirectWire:
             not isinstance(send, functools.partial)
             or getattr(func, "__name__", "") != "handle_reply"
             or not isinstance(server, Server)
+            or getattr(server, "direct_wire", False) is not True  # runrealtime's, probed at start-up
             or len(send.args) != 1
             or send.keywords
         ):
             return None
         protocol = send.args[0]
-        if not twisted_seam_ok(getattr(protocol, "transport", None)):
-            _warn_seam()
+        transport = getattr(protocol, "transport", None)
+        if not twisted_seam_ok(transport) or protocol_seam_missing(protocol):
+            warn_seam()
+            return None
+        if getattr(transport, "socket", None) is None:  # not plain TCP (TLS): autobahn's path
             return None
         return cls(server, protocol)
 
@@ -167,7 +225,14 @@ class DirectWire:
 
     def check(self) -> bool:
         """After a write by any path: past the limit, say so once. True when backed up."""
-        if not self.backed_up and 0 < self.limit < self.held():
+        if self.backed_up or self.limit <= 0:
+            return self.backed_up
+        try:
+            held = self.held()
+        except (AttributeError, TypeError):  # the seam moved since the probe: the write stands, unbounded
+            warn_seam()
+            return False
+        if held > self.limit:
             self.backed_up = True
             if self.on_backed_up is not None:
                 self.on_backed_up()
@@ -178,23 +243,28 @@ class DirectWire:
         if self.backed_up:
             return True  # closing with 4500: nothing more is held for it
         p = self.protocol
-        conn = self.server.connections.get(p)
-        if (
-            conn is None
-            or conn.get("disconnected")
-            or p.state != p.STATE_OPEN
-            or p._perMessageCompress is not None
-            or p.send_queue
-        ):
+        try:  # nothing is written in this block: an attribute gone sends this frame the ASGI way
+            conn = self.server.connections.get(p)
+            if (
+                conn is None
+                or conn.get("disconnected")
+                or p.state != p.STATE_OPEN
+                or p._perMessageCompress is not None
+                or p.send_queue
+            ):
+                return False
+            t = p.transport
+            sock = getattr(t, "socket", None)
+            if sock is None or not getattr(t, "connected", False) or t.disconnecting:
+                return False
+            frame = frame_for(text)
+            if 0 < p.maxMessagePayloadSize < len(frame):
+                return False  # at or past autobahn's limit: its own path decides
+            queued = t.dataBuffer or t._tempDataBuffer
+        except (AttributeError, TypeError):
+            warn_seam()
             return False
-        t = p.transport
-        sock = getattr(t, "socket", None)
-        if sock is None or not getattr(t, "connected", False) or t.disconnecting:
-            return False
-        frame = frame_for(text)
-        if 0 < p.maxMessagePayloadSize < len(frame):
-            return False  # at or past autobahn's limit: its own path decides
-        if t.dataBuffer or t._tempDataBuffer:
+        if queued:
             t.write(frame)
             self.check()
             return True
@@ -215,10 +285,12 @@ class DirectWire:
 _warned: list[bool] = []
 
 
-def _warn_seam() -> None:
+def warn_seam(reason: str = "a socket's transport or protocol differs from the probe's") -> None:
+    """Said once a process: the fast path is off for the sockets it meets."""
     if not _warned:
         _warned.append(True)
         logging.getLogger(__name__).warning(
-            "Twisted's write buffer is not where realtime/wire.py looks: sockets use the ASGI send, "
-            "and WEBSOCKET_SEND_BUFFER_LIMIT is not enforced"
+            "autobahn's or Twisted's private attributes are not where realtime/wire.py looks (%s): "
+            "sockets use the ASGI send, and WEBSOCKET_SEND_BUFFER_LIMIT is not enforced",
+            reason,
         )
