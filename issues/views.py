@@ -14,9 +14,9 @@ from rest_framework import generics, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
-from rest_framework.views import APIView
 
 from realtime.ids import IdConverter, parse_id
+from realtime.lean import LeanPost
 from realtime.position import PositionMixin
 
 from .actor import acting_as
@@ -161,15 +161,27 @@ def plain_events(items: list) -> list[dict] | None:
     return out
 
 
-class EventIngestView(APIView):
+class EventIngestView(LeanPost):
     """Ingest one error event, or a list of up to ISSUES_EVENTS_BATCH_LIMIT in one transaction.
 
     202 with the issue each was grouped into and its count: an object for an
-    object, a list (in order) for a list.
+    object, a list (in order) for a list. The plain valid case is served by
+    ``LeanPost`` (realtime/lean.py), anything else by ``post``.
     """
 
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "events"
+
+    def lean_accept(self, data):
+        many = isinstance(data, list)
+        if many and not 0 < len(data) <= batch_limit():
+            return None
+        batch = plain_events(data if many else [data])
+        return None if batch is None else (many, batch)
+
+    def lean_serve(self, value):
+        many, batch = value
+        return _answer(ingest_events(batch), many)
 
     @extend_schema(
         request=EventSerializer,
@@ -188,6 +200,9 @@ class EventIngestView(APIView):
             events = EventSerializer(data=request.data, many=many)
             events.is_valid(raise_exception=True)
             batch = events.validated_data if many else [events.validated_data]
-        results = ingest_events(batch)
-        body = [{"issue_id": str(r.issue.pk), "event_count": r.event_count} for r in results]
-        return Response(body if many else body[0], status=status.HTTP_202_ACCEPTED)
+        return Response(_answer(ingest_events(batch), many), status=status.HTTP_202_ACCEPTED)
+
+
+def _answer(results, many: bool):
+    body = [{"issue_id": str(r.issue.pk), "event_count": r.event_count} for r in results]
+    return body if many else body[0]

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from . import channel_presence, conf, connections, instances, policy, presence, protocol
 from .hub import running_hub
 from .ids import parse_id
+from .lean import LeanPost
 from .models import Connection
 from .permissions import CanPublish, IsStaff
 from .publisher import history, publish
@@ -159,10 +160,19 @@ class PresenceView(APIView):
         return Response({"type": "presence_ack", "status": msg.status, "activity": msg.activity})
 
 
-class BroadcastView(APIView):
+class BroadcastView(LeanPost):
+    """Publish on any channel; the plain valid case is served by ``LeanPost`` (realtime/lean.py)."""
+
     permission_classes = [CanPublish]
     throttle_classes = [PublishThrottle]
     throttle_scope = "realtime_publish"
+
+    def lean_accept(self, data):
+        channel, message = _plain_publication(data)
+        return None if channel is None else (channel, message)
+
+    def lean_serve(self, value):
+        return publish(*value)
 
     @extend_schema(request=PublishSerializer, responses={202: OpenApiTypes.OBJECT})
     def post(self, request):
