@@ -30,20 +30,20 @@ announces ``created`` (with count 1) through the model's own signals.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
 from realtime.model_publishing import wire
 
 from . import ingest_sql
+from .flusher import Flusher
 from .models import Event, Issue, derive_fingerprint
 from .publishing import publish_issue_change, state_of
 
@@ -196,7 +196,7 @@ def flush_count(issue_id: int) -> bool:
     """
     now = timezone.now()
     with transaction.atomic():
-        issue = Issue.objects.select_for_update().filter(pk=issue_id).first()
+        issue = next(iter(ingest_sql.select_models(Issue, {"id": issue_id}, lock=True)), None)
         if issue is None or issue.event_count == issue.announced_count:
             return False
         window = timedelta(seconds=coalesce_seconds())
@@ -210,33 +210,18 @@ def flush_count(issue_id: int) -> bool:
 
 # --- trailing flushes, one pending per issue per process --------------------
 
-_pending: set[int] = set()
-_pending_lock = threading.Lock()
-
-
-def schedule_flush(issue_id: int, delay: float) -> None:
-    """Run ``flush_count(issue_id)`` after ``delay`` seconds on a timer thread.
-
-    The thread is not a daemon on purpose: a short-lived process (a shell, a
-    command) waits for its last flush before exiting instead of dropping it.
-    """
-    with _pending_lock:
-        if issue_id in _pending:
-            return
-        _pending.add(issue_id)
-    timer = threading.Timer(delay, _run_flush, args=(issue_id,))
-    timer.name = f"issues-flush-{issue_id}"
-    timer.start()
-
 
 def _run_flush(issue_id: int) -> None:
-    with _pending_lock:
-        _pending.discard(issue_id)
-    close_old_connections()
     try:
         flush_count(issue_id)
     except Exception:
         # The count is stored; only its announcement waits for the next event.
         logger.warning("count flush of issue %s failed", issue_id, exc_info=True)
-    finally:
-        connection.close()
+
+
+_flusher = Flusher(_run_flush, linger=lambda: max(1.0, coalesce_seconds()))
+
+
+def schedule_flush(issue_id: int, delay: float) -> None:
+    """Run ``flush_count(issue_id)`` after ``delay`` seconds on the process's flush thread (issues/flusher.py)."""
+    _flusher.schedule(issue_id, delay)

@@ -58,17 +58,20 @@ def _from_row(model, connection, fields, row):
     return model.from_db(connection.alias, [f.attname for f in fields], values)
 
 
-def select_models(model, where: dict[str, object]) -> list:
-    """``model.objects.filter(**where)`` (plain equalities), without compiling a query, in id order."""
+def select_models(model, where: dict[str, object], *, lock: bool = False) -> list:
+    """``model.objects.filter(**where)`` (plain equalities), without compiling a query, in id order;
+    ``lock``: ``select_for_update()`` (PostgreSQL; SQLite's write lock is held from BEGIN)."""
     connection = _connection(model)
     if connection.vendor not in ("sqlite", "postgresql"):
-        return list(model.objects.filter(**where).order_by("pk"))
+        queryset = model.objects.filter(**where).order_by("pk")
+        return list(queryset.select_for_update() if lock else queryset)
+    suffix = " FOR UPDATE" if lock and connection.vendor == "postgresql" else ""
     quote = connection.ops.quote_name
     fields, columns = _columns(model, connection)
     condition = " AND ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in where) or "1 = 1"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE {condition} ORDER BY {quote('id')}",
+            f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE {condition} ORDER BY {quote('id')}{suffix}",
             list(where.values()),
         )
         return [_from_row(model, connection, fields, row) for row in cursor.fetchall()]
