@@ -9,12 +9,11 @@
 // only some fields, or be about an issue that does not exist). A REST reply never overwrites a row that a message
 // updated after the request left (the message is newer), and rows are keyed
 // by issue id, so nothing can show twice.
+import { addAlert, clearFeeds, loadRecentAlerts, nameIssuesWith, noAlerts, showAnnouncement } from "./dashboard-feeds.js";
 import { WebSocketClient } from "./dexter-realtime.js";
+import { $, el, timeText } from "./dom.js";
 import { followPeople, peopleOn, stopPeople } from "./issue-counts.js";
 import { api, currentSession, getToken, jwtClaims, onSessionEnd, signInForm, signOut as forgetSession } from "./session.js";
-
-const $ = (id) => document.getElementById(id);
-const MAX_ALERTS = 50;
 
 let client = null;
 let me = null; // {id, username}
@@ -23,34 +22,15 @@ const users = new Map(); // id -> {id, username, status, activity, last_seen}
 const issues = new Map(); // id -> issue as the API returns it
 const rows = new Map(); // id -> <li>
 const heard = new Map(); // issue id -> performance.now() of its last issue_update
-const alertSeqs = new Set();
 const fetching = new Map(); // issue id -> its GET in flight (one per id)
 
 const results = (data) => (Array.isArray(data) ? data : data?.results || []);
 
 // --- helpers ----------------------------------------------------------------
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key in node) node[key] = value;
-    else node.setAttribute(key, value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
-
 const idOf = (value) => (value === null || value === undefined || value === "" ? "" : String(value.id ?? value));
 const username = (id) => users.get(idOf(id))?.username || (id ? `user ${id}` : "nobody");
 const byIdDesc = (a, b) => Number(b) - Number(a) || String(b).localeCompare(String(a));
-
-function timeText(iso) {
-  if (!iso) return "";
-  const d = new Date(iso);
-  const sameDay = d.toDateString() === new Date().toDateString();
-  return sameDay ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : d.toLocaleString();
-}
 
 function showError(id, err) {
   $(id).textContent = err ? String(err.message || err) : "";
@@ -315,71 +295,6 @@ function sendMyPresence() {
   client?.setPresence($("status-select").value, $("activity").value.trim() || null);
 }
 
-// --- alerts -----------------------------------------------------------------
-
-// What the alert measured: "120 events > 100" for a threshold, "matched" for a rule match.
-function alertDetail(data) {
-  if (data.condition === "match") return "new issue matched";
-  if (typeof data.value === "number" && typeof data.threshold === "number") {
-    return `${data.value} event${data.value === 1 ? "" : "s"} > ${data.threshold}`;
-  }
-  return "";
-}
-
-function addAlert(msg) {
-  const seq = Number(msg.seq);
-  if (alertSeqs.has(seq)) return;
-  alertSeqs.add(seq);
-  const data = msg.data || {};
-  const issue = msg.issue_id ? issues.get(String(msg.issue_id)) : null;
-  const message = data.message || "Alert triggered";
-  const detail = [
-    issue && !message.includes(issue.title) ? `Issue: ${issue.title}` : "",
-    alertDetail(data),
-    timeText(msg.ts),
-  ].filter(Boolean);
-  const item = el(
-    "li",
-    { className: "alert", dataset: { seq: String(seq), alertId: String(msg.alert_id) } },
-    el(
-      "div",
-      { className: "alert-head" },
-      el("span", { className: `badge sev-${data.severity}`, textContent: data.severity || "alert" }),
-      el("span", { className: "alert-msg", textContent: message }),
-    ),
-    el("div", { className: "alert-meta", textContent: detail.join(" · ") }),
-  );
-  const feed = $("alert-feed");
-  const later = [...feed.children].find((li) => Number(li.dataset.seq) < seq);
-  feed.insertBefore(item, later || null);
-  while (feed.children.length > MAX_ALERTS) feed.lastElementChild.remove();
-  $("alerts-empty").hidden = true;
-}
-
-// The feed starts with the newest stored triggers: the channel's own history.
-async function loadRecentAlerts(latestSeq) {
-  const since = Math.max(0, latestSeq - MAX_ALERTS);
-  try {
-    const body = await api("GET", `/api/realtime/channels/alerts/history/?since=${since}&limit=${MAX_ALERTS}`);
-    for (const msg of body.messages || []) if (msg.type === "alert_trigger") addAlert(msg);
-  } catch (err) {
-    console.warn("could not load alert history", err);
-  }
-}
-
-// --- announcements (`global`) ------------------------------------------------
-
-// The newest announcement stays up until dismissed; an older one (a replay) never replaces it.
-let announcementSeq = 0;
-function showAnnouncement(msg) {
-  const seq = Number(msg.seq) || 0;
-  if (seq && seq <= announcementSeq) return;
-  announcementSeq = seq;
-  $("announcement-text").textContent = String(msg.message ?? "");
-  $("announcement-time").textContent = timeText(msg.ts);
-  $("announcement").hidden = false;
-}
-
 // --- wiring -----------------------------------------------------------------
 
 function startClient() {
@@ -403,7 +318,7 @@ function startClient() {
   client.on("alert_trigger", addAlert);
   client.on("announcement", showAnnouncement);
   client.on("subscribed", (msg) => {
-    if (msg.channel === "alerts" && alertSeqs.size === 0 && msg.seq > 0) loadRecentAlerts(msg.seq);
+    if (msg.channel === "alerts" && noAlerts() && msg.seq > 0) loadRecentAlerts(msg.seq);
   });
   client.on("reset", ({ channel, to }) => {
     // Messages were lost beyond the stored history: reload what that channel feeds.
@@ -442,22 +357,18 @@ function signOut(message = "") {
   users.clear();
   issues.clear();
   rows.clear();
-  alertSeqs.clear();
   $("issue-list").replaceChildren();
-  $("alert-feed").replaceChildren();
-  $("alerts-empty").hidden = false;
-  $("announcement").hidden = true;
-  announcementSeq = 0;
+  clearFeeds();
   showState("closed");
   showApp();
   $("signin-error").textContent = message;
 }
 
+nameIssuesWith((id) => issues.get(id));
 signInForm(showApp);
 
 $("sign-out").addEventListener("click", () => signOut());
 onSessionEnd(signOut); // a refresh refused: back to the sign-in form, saying why
-$("announcement-dismiss").addEventListener("click", () => ($("announcement").hidden = true));
 $("reconnect").addEventListener("click", () => client?.connect());
 
 $("new-issue").addEventListener("submit", async (event) => {

@@ -7,10 +7,10 @@
 // twice. Figures summed over servers use each server's latest sample in a
 // time slot; latency shows the worst server's p50/p99.
 import { WebSocketClient } from "./dexter-realtime.js";
+import { $, el } from "./dom.js";
 import { api, currentSession, getToken, onSessionEnd, signInForm, signOut as forgetSession } from "./session.js";
 import uPlot from "./vendor/uplot/uPlot.esm.js";
 
-const $ = (id) => document.getElementById(id);
 const WINDOW_S = 300; // what the charts show
 const HISTORY = 400; // samples loaded at start (several servers share them)
 const STALE_INTERVALS = 3; // a server silent this many intervals is marked stale
@@ -20,17 +20,6 @@ const samples = new Map(); // seq -> sample
 const charts = {};
 
 // --- helpers ------------------------------------------------------------------
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key in node) node[key] = value;
-    else node.setAttribute(key, value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
 
 const fixed = (n, digits = 1) => (n === null || n === undefined ? "–" : Number(n).toFixed(digits));
 const ms = (seconds) => (seconds === null || seconds === undefined ? "–" : `${(seconds * 1000).toFixed(1)} ms`);
