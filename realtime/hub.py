@@ -9,13 +9,9 @@ local subscribers join (realtime/interest.py), or a doorbell and the database
 poller), is encoded once by the publisher, and the hub writes that text to
 every local subscriber itself. Consumers hold no channel-layer channel of their own.
 
-The hub composes its parts, each of which gets what it needs handed in and
-imports nothing of the hub: the connections and in-order delivery
-(realtime/delivery.py), the poller (realtime/poller.py), the layer listener
-(realtime/layer_listener.py), the housekeeping (realtime/maintenance.py), the
-end of the process (realtime/lifecycle.py) and the connect rate
-(realtime/ratelimit.py). Consumers, SSE streams and the seam
-(realtime/fanout.py) call the hub only.
+It composes parts that get what they need handed in and import nothing of it:
+delivery.py (connections, in-order delivery), poller.py, layer_listener.py,
+maintenance.py, lifecycle.py (signals) and ratelimit.py (the connect rate).
 
 The rule a caller must know: everything here runs on the event loop of the
 server process; other threads hand publications in with ``deliver_threadsafe``.
@@ -31,13 +27,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from . import conf, doorbell, fanout, instances, layer_listener, ops, publisher, revocation
 from .delivery import Delivery, LocalConnection
-from .fanout import FANOUT_GROUP, LAYER, close_connections_threadsafe  # noqa: F401 (importable from here)
+from .fanout import FANOUT_GROUP, LAYER
 from .interest import Interest
 from .layer_listener import LayerListener
 from .lifecycle import SignalShutdown, freeze_gc
@@ -47,6 +44,8 @@ from .protocol import CLOSE_DISCONNECTED, CLOSE_TRY_AGAIN, REASON_SHUTTING_DOWN
 from .ratelimit import KeyedTokenBuckets
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Hub:
@@ -137,7 +136,8 @@ class Hub:
             freeze_gc()  # only in a server process (tests and shells keep the collector as is)
         logger.info("realtime hub %s started (layer: %s)", self.server_id[:8], type(self.layer).__name__)
 
-    async def db(self, func, *args):
+    async def db(self, func: Callable[..., T], *args: Any) -> T:
+        """``func(*args)`` on the hub's database thread."""
         return await sync_to_async(func, thread_sensitive=False, executor=self.executor)(*args)
 
     def _is_stopping(self) -> bool:

@@ -44,7 +44,7 @@ class Interest:
     the same channel never ends joined), on the hub's loop.
     """
 
-    def __init__(self, layer, on_joined: Callable[[str], None], on_error: Callable[[Exception], None]) -> None:
+    def __init__(self, layer, on_joined: Callable[[str], None], on_error: Callable[[Exception], object]) -> None:
         self.layer = layer
         self.on_joined = on_joined
         self.on_error = on_error

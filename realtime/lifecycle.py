@@ -16,6 +16,11 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from functools import partial
+from types import FrameType
+from typing import Any
+
+# What signal.getsignal() returns: a handler, SIG_DFL / SIG_IGN, or None (not set from Python).
+Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 logger = logging.getLogger("realtime.hub")  # a part of the hub: its lines keep the hub's name
 
@@ -58,7 +63,7 @@ class SignalShutdown:
                 logger.debug("not installing signal handlers outside the main thread")
                 return
 
-    def _on_signal(self, previous, signum, frame) -> None:
+    def _on_signal(self, previous: Handler, signum: int, frame: FrameType | None) -> None:
         if self.stopping():  # a second signal: stop now, as the server would have
             self.loop.call_soon_threadsafe(chain_signal, previous, signum)
             return
@@ -66,7 +71,7 @@ class SignalShutdown:
         self.begin()
         self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._shutdown_then(previous, signum)))
 
-    async def _shutdown_then(self, previous, signum) -> None:
+    async def _shutdown_then(self, previous: Handler, signum: int) -> None:
         try:
             await asyncio.wait_for(self.shutdown(), timeout=SHUTDOWN_TIMEOUT)
         except Exception:
@@ -74,7 +79,7 @@ class SignalShutdown:
         chain_signal(previous, signum)
 
 
-def chain_signal(previous, signum: int) -> None:
+def chain_signal(previous: Handler, signum: int) -> None:
     """Let the handler we replaced (Twisted's, uvicorn's, or the default) act on the signal."""
     if callable(previous):
         previous(signum, None)

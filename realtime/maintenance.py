@@ -86,9 +86,9 @@ class Maintenance:
             # that took this one for dead (4503: the client reconnects and is recorded again).
             code = CLOSE_TRY_AGAIN if beat.revived else CLOSE_DISCONNECTED
             for connection_id in beat.gone:
-                conn = self.connections.get(connection_id)
-                if conn is not None:
-                    await conn.close_with(code)
+                stale = self.connections.get(connection_id)
+                if stale is not None:
+                    await stale.close_with(code)
 
     async def reap(self) -> None:
         """The second line of defence: release a connection whose socket is gone
@@ -103,10 +103,11 @@ class Maintenance:
             await asyncio.sleep(tick)
             gone = {cid for cid, conn in self.connections.items() if _transport_gone(conn)}
             for cid in gone & suspects:
-                conn = self.connections.get(cid)
-                if conn is not None:
+                # Optional on a LocalConnection: a consumer has it, and only it can say its socket is gone.
+                release: Callable[[], Awaitable[None]] | None = getattr(self.connections.get(cid), "release", None)
+                if release is not None:
                     logger.warning("connection %s: socket gone but never released; releasing it", cid)
-                    asyncio.ensure_future(conn.release())
+                    asyncio.ensure_future(release())
             suspects = gone - suspects
 
     def schedule_offline(self, user_id: str) -> None:
