@@ -215,3 +215,41 @@ async def test_a_connection_the_hub_released_is_counted_once_among_the_closes(sq
     ours = [c for c in sample["recent_closes"] if c["connection_id"] == connection_id]
     assert [(c["code"], c["reason"], c["username"]) for c in ours] == [("1006", "socket gone", "alice")]
     await assert_nothing_left(server, staff)
+
+
+async def test_a_subscribe_that_finishes_after_the_hub_released_its_socket_leaves_no_hub_channel(fast_server):
+    """Found by the chaos test: a subscribe waiting for the database thread (here
+    behind bob's presence write, stuck on a locked database) when its socket goes;
+    the hub releases the connection meanwhile, and the subscribe, finishing after,
+    used to put the released connection back among the channel's subscribers."""
+    import sqlite3
+
+    server = fast_server
+    staff = await asyncio.to_thread(server.token, "admin")
+    alice = await asyncio.to_thread(server.token, "alice")
+    bob = await asyncio.to_thread(server.token, "bob")
+    holder = await websockets.connect(server.ws_url("tab-bob", bob))
+    await recv(holder)
+    ws = await websockets.connect(server.ws_url("tab-alice", alice))
+    await recv(ws)
+    locker = sqlite3.connect(server.env["DATABASE_URL"].removeprefix("sqlite:///"), isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        await holder.send(json.dumps({"type": "presence", "status": "away"}))  # takes the database thread
+        await asyncio.sleep(0.2)
+        await ws.send(json.dumps({"type": "subscribe", "channel": "issues"}))  # its check waits behind it
+        await asyncio.sleep(0.2)
+        ws.transport.abort()
+        started = time.monotonic()
+        while "socket gone but never released; releasing it" not in server.log_path.read_text():
+            assert time.monotonic() - started < 4, "the hub did not release the gone socket"
+            await asyncio.sleep(0.1)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    await holder.close()
+    deadline = time.monotonic() + 8
+    while (local := (await stats(server, staff))["this_process"]).get("connections") or local.get("subscriptions"):
+        assert time.monotonic() < deadline, f"left behind: {local}"
+        await asyncio.sleep(0.1)
+    await assert_nothing_left(server, staff)
