@@ -25,6 +25,7 @@ SEGMENTS = (
     ("read done / layer -> deliver loop", "read_done", "dequeued"),
     ("deliver loop -> fan-out start", "dequeued", "fan_start"),
     ("fan-out to the sockets", "fan_start", "fan_end"),
+    ("  of which the loop's CPU time", "fan_start", "fan_cpu_end"),
     ("fan-out start -> first receipt", "fan_start", "first_receipt"),
     ("fan-out end -> last receipt", "fan_end", "last_receipt"),
     ("server: heard -> fan-out end", "heard", "fan_end"),
@@ -44,7 +45,10 @@ def join(server: dict, publisher: list[list], receipts: dict, phase: int, channe
     rings = _first_by_seq([r for r in server["ring"] if r[0] == channel])
     layer = _first_by_seq([r for r in server["layer"] if r[0] == channel])
     dequeued = _first_by_seq([r for r in server["deq"] if r[0] == channel])
-    fans = {r[1]: r for r in server["fan"] if r[0] == channel}
+    fans: dict[int, list] = {}
+    for r in server["fan"]:
+        if r[0] == channel and r[4]:  # the first fan-out of it to subscribers
+            fans.setdefault(r[1], r)
     reads: dict[int, list] = {}
     for submitted, started, done, rows in server["read"]:
         for ch, seq in rows:
@@ -70,6 +74,7 @@ def join(server: dict, publisher: list[list], receipts: dict, phase: int, channe
             "dequeued": dequeued.get(seq),
             "fan_start": fans[seq][2],
             "fan_end": fans[seq][3],
+            "fan_cpu_end": fans[seq][2] + (fans[seq][5] if len(fans[seq]) > 5 else 0.0),
             "first_receipt": first,
             "last_receipt": last,
         }
@@ -120,7 +125,17 @@ def from_files(server_probe: Path, publisher_probe: Path, receipts: dict, phase:
         publisher = [json.loads(line) for line in publisher_probe.read_text().splitlines() if line]
     except (OSError, ValueError) as exc:
         return {"error": repr(exc)}
-    return summarise(join(server, publisher, receipts, phase), server.get("gc"))
+    rows = join(server, publisher, receipts, phase)
+    summary = summarise(rows, server.get("gc"))
+    if rows:
+        # The store reads of the phase: more rows read (and queued) than publications
+        # means the same ones were read again while the deliver loop was behind.
+        start, end = rows[0]["called"], rows[-1]["last_receipt"]
+        reads = [r for r in server["read"] if start <= r[0] <= end]
+        summary["store_reads"] = len(reads)
+        summary["rows_read_per_publication"] = round(sum(len(r[3]) for r in reads) / len(rows), 2)
+        summary["dequeued_per_publication"] = round(sum(start <= d[2] <= end for d in server["deq"]) / len(rows), 2)
+    return summary
 
 
 def table(name: str, summary: dict) -> str:
@@ -132,5 +147,6 @@ def table(name: str, summary: dict) -> str:
     ]
     lines.append(f"  {'segment':40} {'p50':>8} {'p99':>8} {'max':>8} {'slowest 1%':>11}")
     for seg, v in summary["segments_ms"].items():
-        lines.append(f"  {seg:40} {v['p50']:8.2f} {v['p99']:8.2f} {v['max']:8.2f} {v['slowest_1pct_mean']:11.2f}")
+        tail = "-" if v["slowest_1pct_mean"] is None else f"{v['slowest_1pct_mean']:.2f}"
+        lines.append(f"  {seg:40} {v['p50']:8.2f} {v['p99']:8.2f} {v['max']:8.2f} {tail:>11}")
     return "\n".join(lines)

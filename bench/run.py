@@ -736,11 +736,14 @@ def main(argv: list[str] | None = None) -> int:
             r = results[-1]
             receipts = r.pop("_receipts", {})
             if opts.probe and variant.external:
-                r["breakdown"] = {
-                    phase: breakdown.from_files(server.probe_out, server.publisher_probe_out, receipts, number)
-                    for phase, number in (("steady", 1), ("full", 2))
-                }
-                print(breakdown.table(f"   {variant.name} steady", r["breakdown"]["steady"]), flush=True)
+                try:  # a fault of the probe's must not cost the run its figures
+                    r["breakdown"] = {
+                        phase: breakdown.from_files(server.probe_out, server.publisher_probe_out, receipts, number)
+                        for phase, number in (("steady", 1), ("full", 2))
+                    }
+                    print(breakdown.table(f"   {variant.name} steady", r["breakdown"]["steady"]), flush=True)
+                except Exception as exc:
+                    r["breakdown"] = {"error": repr(exc)}
             print(
                 f"   steady lost {r['steady']['lost']} p99 {r['steady']['latency_ms']['p99']} ms; "
                 f"full {r['full']['delivered_per_s']} msg/s lost {r['full']['lost']} "

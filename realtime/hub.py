@@ -66,12 +66,15 @@ class Hub:
         # Background database work runs on a thread of its own, so a slow poll or
         # prune never stalls the shared thread that consumers' ORM calls use.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-hub")
+        # The poller's and a gap's store reads get one of their own: behind the heartbeat's
+        # and presence's writes on the thread above, a doorbell's read waited its turn.
+        self.read_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-read")
         # Extensions (channel_tracker.py): layer message types they handle, and
         # database work for a clean shutdown, called with this server's id.
         self.layer_handlers: dict[str, Callable[[dict], Awaitable[None]]] = {}
         self.shutdown_hooks: list[Callable[[str], object]] = []
 
-        self.delivery = Delivery(lambda *args: self.db(publisher.messages_between, *args))
+        self.delivery = Delivery(lambda *args: self.read(publisher.messages_between, *args))
         # The registry's state, shared (never rebound): what consumers, ops and metrics read.
         self.connections = self.delivery.connections
         self.by_client = self.delivery.by_client
@@ -82,7 +85,7 @@ class Hub:
             self.server_id,
             self.subscribers,
             self.delivered_seq,
-            lambda known: self.db(publisher.stored_after, known),
+            lambda known: self.read(publisher.stored_after, known),
             self.delivery.queue.put,
         )
         self.maintenance = Maintenance(self.server_id, self.connections, self.db, self._is_stopping)
@@ -139,6 +142,10 @@ class Hub:
     async def db(self, func: Callable[..., T], *args: Any) -> T:
         """``func(*args)`` on the hub's database thread."""
         return await sync_to_async(func, thread_sensitive=False, executor=self.executor)(*args)
+
+    async def read(self, func: Callable[..., T], *args: Any) -> T:
+        """``func(*args)``, a store read of publications, on the hub's reading thread."""
+        return await sync_to_async(func, thread_sensitive=False, executor=self.read_executor)(*args)
 
     def _is_stopping(self) -> bool:
         return self.stopping
@@ -298,6 +305,7 @@ def reset_hub() -> None:
                 pass
         from django.db import connections
 
-        _hub.executor.submit(connections.close_all)
-        _hub.executor.shutdown(wait=False)
+        for executor in (_hub.executor, _hub.read_executor):
+            executor.submit(connections.close_all)
+            executor.shutdown(wait=False)
     _hub = None

@@ -7,6 +7,15 @@ delivery queue (realtime/delivery.py), which drops what was delivered already.
 
 Everything it needs is handed in: the channels subscribed here and the seq
 delivered per channel (read, never written), the store read, the queue to fill.
+
+It reads each stored publication once: from the highest seq it has queued,
+not from the highest delivered. While the deliver loop is behind (a fan-out
+to 1,000 sockets takes ~15 ms), every ring used to read and queue again all
+that was still undelivered: a burst of N publications queued ~N^2/2, and a
+server under load fell further behind with each one, until publications were
+tens of seconds late (bench/README.md). What is queued is delivered (the queue
+is in-process); a channel whose delivery makes no progress for a whole
+interval is read again from what was delivered, so the safety net stays.
 """
 
 from __future__ import annotations
@@ -41,6 +50,9 @@ class Poller:
         # read at once instead of at the next interval.
         self.rung: set[str] = set()
         self.rang = asyncio.Event()
+        # The highest seq handed to ``put`` per channel, and the delivered seq at the last full poll.
+        self.queued: dict[str, int] = {}
+        self.delivered_at_full: dict[str, int] = {}
 
     def ring(self, origin: str, channel: str, seq: int) -> None:
         """A doorbell: ``channel`` reached ``seq`` in another process. Read it now if it is news here."""
@@ -79,13 +91,14 @@ class Poller:
                 except TimeoutError:
                     pass
             self.rang.clear()
-            if time.monotonic() >= next_full:
+            full = time.monotonic() >= next_full
+            if full:
                 next_full = time.monotonic() + interval
                 self.rung.clear()
                 channels = list(self.subscribed)
             else:
                 channels, self.rung = list(self.rung), set()
-            known = {ch: self.delivered_seq[ch] for ch in channels if ch in self.delivered_seq}
+            known = self._read_from(channels, full)
             if not known:
                 continue
             try:
@@ -94,4 +107,26 @@ class Poller:
                 logger.warning("polling stored messages failed; retrying", exc_info=True)
                 continue
             for item in rows:
+                channel, seq = item[0], item[1]
+                if seq > self.queued.get(channel, 0):
+                    self.queued[channel] = seq
                 await self.put(item)
+
+    def _read_from(self, channels: list[str], full: bool) -> dict[str, int]:
+        """The seq to read each channel after: what was queued, unless delivery is stuck."""
+        known = {}
+        for channel in channels:
+            delivered = self.delivered_seq.get(channel)
+            if delivered is None:
+                continue
+            after = max(delivered, self.queued.get(channel, delivered))
+            if full:
+                if self.delivered_at_full.get(channel) == delivered:
+                    after = delivered  # no progress for an interval: read again what is not delivered
+                self.delivered_at_full[channel] = delivered
+            known[channel] = after
+        if full:  # forget the channels nobody here holds any more
+            for state in (self.queued, self.delivered_at_full):
+                for channel in [ch for ch in state if ch not in self.delivered_seq]:
+                    del state[channel]
+        return known
