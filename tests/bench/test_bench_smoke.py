@@ -73,3 +73,22 @@ def test_slow_reader_benchmark_completes_and_the_slow_one_is_closed(tmp_path):
     assert normal["lost"] == slow["lost"] == 0, proc.stdout[-3000:]
     assert slow["slow_reader_closed_by_server"] is True
     assert slow["rss_growth_mb"] < 50
+
+
+@pytest.mark.timeout(180)
+def test_publish_cost_runs_alone_and_loses_nothing(tmp_path):
+    out = tmp_path / "cost.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.publish_cost", "--cost-requests", "20", "--cost-batches", "2"]
+        + ["--cost-batch-size", "100", "--runs", "2", "--output", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert len(runs) == 2
+    for run in runs:
+        assert run["lost"] == 0 and run["events_stored"] == run["events_sent"] == 50 + 20 + 200
+        assert run["issues_announced_with_final_count"] == run["issues"] > 0
