@@ -18,10 +18,12 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import socket
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from .client import open_client
@@ -76,6 +78,8 @@ async def one_run(server: ServerProcess, opts, slow: bool) -> dict:
                 break
             await asyncio.sleep(0.05)
         slow_closed = slow_client.closed
+    # A normal subscriber the server closed (4500: it fell a buffer behind) loses the rest.
+    closed = Counter(str(c.close_code) for c in clients if c.closed)
     result = {
         "slow_reader": slow,
         "normal_clients": opts.clients,
@@ -92,6 +96,9 @@ async def one_run(server: ServerProcess, opts, slow: bool) -> dict:
         "rss_peak_mb": round(max(rss or [start_kb]) / 1024, 1),
         "rss_growth_mb": round((max(rss or [start_kb]) - start_kb) / 1024, 1),
         "slow_reader_closed_by_server": slow_closed,
+        "slow_reader_close_code": slow_client.close_code if slow_client is not None else None,
+        "normal_closed_by_code": dict(closed),
+        "load_average": os.getloadavg()[0],
     }
     pinger.cancel()
     for c in clients:

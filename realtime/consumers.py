@@ -29,6 +29,10 @@ __all__ = ["RealtimeConsumer", "origin_allowed", "log_refused_origin"]
 
 logger = logging.getLogger(__name__)
 
+# RFC 6455's code for a connection that ended without a close frame: never
+# sent, only recorded (what daphne reports for a reset).
+CLOSE_ABNORMAL = 1006
+
 
 class RealtimeConsumer(FrameHandlers):
     # No channel-layer channel per socket: the hub receives one layer message per
@@ -53,6 +57,7 @@ class RealtimeConsumer(FrameHandlers):
         self.user_id = None
         self._expiry = None
         self._wire = None
+        self._close_counted = False
         try:
             while True:
                 await self.dispatch(await receive())
@@ -63,6 +68,7 @@ class RealtimeConsumer(FrameHandlers):
             # this connection is unknown, so it ends with 1011 and the client
             # resumes with ``since`` (section 5); everyone else goes on.
             logger.exception("connection %s failed; closing it with 1011", self.connection_id)
+            self._count_close(protocol.CLOSE_INTERNAL_ERROR)
             await self._fail()
         finally:
             await self.release()
@@ -155,16 +161,24 @@ class RealtimeConsumer(FrameHandlers):
 
     async def disconnect(self, code) -> None:
         logger.debug("closed %s code=%s user=%s", self.connection_id, code, self.user_id)
-        code = getattr(self, "_close_code", None) or code
+        self._count_close(code)
+        await self.release()
+
+    def _count_close(self, code, reason: str = "") -> None:
+        """Count this connection's end once (metrics, the console's recent closes),
+        on whichever path sees it first: its disconnect, a crash, or the hub's
+        reaper releasing a socket that went while this consumer was stuck."""
+        if self._close_counted:
+            return
+        self._close_counted = True
         counters.closed(
-            code,
-            getattr(self, "_close_reason", ""),
+            getattr(self, "_close_code", None) or code,
+            getattr(self, "_close_reason", "") or reason,
             self.connection_id,
             self.user_id,
             self.client_id,
             getattr(self.user, "username", None),
         )
-        await self.release()
 
     async def release(self) -> None:
         """Give back what this connection holds: its timer, its hub entry (its
@@ -176,6 +190,9 @@ class RealtimeConsumer(FrameHandlers):
             self._expiry.cancel()
         if not self.registered:
             return
+        # Not counted yet: it ended without this consumer seeing how (the reaper,
+        # a cancellation), so without a close frame.
+        self._count_close(CLOSE_ABNORMAL, "socket gone")
         self.registered = False
         self.hub.remove(self)
         if self.hub.stopping:

@@ -103,6 +103,10 @@ class FrameHandlers(CollabMixin, OutboxConsumer):
         if sub is None and len(self.subs) >= int(conf.get("WEBSOCKET_MAX_SUBSCRIPTIONS")):
             raise ProtocolError(protocol.E_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions", ref=msg.ref, channel=name)
         await self._check(name, msg.ref)
+        if not self.registered:
+            # Released while the check waited (the hub's reaper: its socket went):
+            # subscribing now would leave a dead entry among the channel's subscribers.
+            return
         if msg.presence:
             self._check_presence_kind(msg)
         if sub is None:
@@ -119,6 +123,8 @@ class FrameHandlers(CollabMixin, OutboxConsumer):
         except Exception:
             self._drop(name)
             raise
+        if not self.registered:
+            return  # released while the history waited (see above)
         # A stored row too large for any frame (stored before
         # REALTIME_MAX_PUBLICATION_SIZE) cannot be replayed: skip it, and say
         # ``recovered: false`` since this client can never have that message.
@@ -151,6 +157,8 @@ class FrameHandlers(CollabMixin, OutboxConsumer):
         sub.last = last
         for seq, text in buffered:
             await self.push(name, seq, text)
+        if not self.registered:
+            return  # released while the replay was written
         if msg.presence:  # before the subscriptions column's write: the others hear of it sooner
             await self._presence_join(name)
         await self._save_subscriptions()

@@ -80,12 +80,25 @@ def release_handshake(protocol) -> None:
     pause and stop never reach the socket. Autobahn likewise keeps the raw
     handshake, its parsed headers and query. None of it is read after the
     handshake (checked for daphne 4.2.3, autobahn 26.10.2, Twisted 26.10.0).
+
+    One exception: bytes that came in the same read as the upgrade request
+    (frames a client sent before our 101, which RFC 6455 4.1 forbids) stay in
+    the channel's ``_dataBuffer`` and never reach the WebSocket; past 16 KB the
+    channel also stops the socket's reading, which only its finished request
+    would resume. Such a connection is dropped (the client sees 1006,
+    reconnects and sends again): its first frames are lost, and it could be
+    left deaf to everything else, its close and reset included.
     """
     if getattr(protocol, "state", None) != getattr(protocol, "STATE_OPEN", object()):
         return
     t = getattr(protocol, "transport", None)
-    if t is not None and type(getattr(t, "producer", None)).__name__ == "HTTPChannel":
+    producer = getattr(t, "producer", None)
+    if t is not None and producer is not None and type(producer).__name__ == "HTTPChannel":
         t.unregisterProducer()
+        if getattr(producer, "_dataBuffer", None):
+            producer._dataBuffer = []
+            protocol.dropConnection(abort=True)
+            return
     request = getattr(protocol, "request", None)
     for name in _HANDSHAKE_LEFTOVERS:
         if name in protocol.__dict__:

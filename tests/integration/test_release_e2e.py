@@ -167,3 +167,89 @@ async def test_hub_releases_a_gone_socket_whose_consumer_is_stuck(fast_server, t
         locker.execute("ROLLBACK")
         locker.close()
     await assert_nothing_left(server, staff)
+
+
+async def test_a_connection_the_hub_released_is_counted_once_among_the_closes(sqlite_env, server_factory):
+    """The reaper's release is a close like any other: counted in /metrics and in
+    the ops console's recent closes when the hub releases it (1006: the socket
+    went without a close frame; reason "socket gone"), and not again when the
+    consumer, unstuck, sees its disconnect."""
+    import sqlite3
+
+    from .test_metrics_scrape import scrape, value
+
+    server = server_factory({**sqlite_env, **FAST, "REALTIME_LOG_LEVEL": "DEBUG"}).start()
+    staff = await asyncio.to_thread(server.token, "admin")
+    alice = await asyncio.to_thread(server.token, "alice")
+    closes = "dexter_realtime_closes_total"
+    before = await asyncio.to_thread(scrape, server, staff)
+    ws = await websockets.connect(server.ws_url("tab-1", alice))
+    connection_id = (await recv(ws))["connection_id"]
+    locker = sqlite3.connect(server.env["DATABASE_URL"].removeprefix("sqlite:///"), isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        await ws.send(json.dumps({"type": "presence", "status": "away"}))
+        await asyncio.sleep(0.2)  # the frame reaches the consumer, which now waits on the lock
+        ws.transport.abort()
+        started = time.monotonic()
+        while "socket gone but never released; releasing it" not in server.log_path.read_text():
+            assert time.monotonic() - started < 4, "the hub did not release the gone socket"
+            await asyncio.sleep(0.1)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    # Unstuck, the consumer sees its disconnect (logged at DEBUG) and counts nothing more.
+    deadline = time.monotonic() + 10
+    while f"closed {connection_id}" not in server.log_path.read_text():
+        assert time.monotonic() < deadline, "the consumer never saw its disconnect"
+        await asyncio.sleep(0.1)
+    samples = await asyncio.to_thread(scrape, server, staff)
+    assert value(samples, closes, code="1006") == value(before, closes, code="1006") + 1
+    total = sum(v for (name, _), v in samples.items() if name == closes)
+    assert total == sum(v for (name, _), v in before.items() if name == closes) + 1
+    async with websockets.connect(server.ws_url("ops-1", staff)) as console:
+        await recv(console)
+        await console.send(json.dumps({"type": "subscribe", "channel": "ops"}))
+        while (sample := await recv(console, timeout=10)).get("type") != "ops_sample":
+            pass
+    ours = [c for c in sample["recent_closes"] if c["connection_id"] == connection_id]
+    assert [(c["code"], c["reason"], c["username"]) for c in ours] == [("1006", "socket gone", "alice")]
+    await assert_nothing_left(server, staff)
+
+
+async def test_a_subscribe_that_finishes_after_the_hub_released_its_socket_leaves_no_hub_channel(fast_server):
+    """Found by the chaos test: a subscribe waiting for the database thread (here
+    behind bob's presence write, stuck on a locked database) when its socket goes;
+    the hub releases the connection meanwhile, and the subscribe, finishing after,
+    used to put the released connection back among the channel's subscribers."""
+    import sqlite3
+
+    server = fast_server
+    staff = await asyncio.to_thread(server.token, "admin")
+    alice = await asyncio.to_thread(server.token, "alice")
+    bob = await asyncio.to_thread(server.token, "bob")
+    holder = await websockets.connect(server.ws_url("tab-bob", bob))
+    await recv(holder)
+    ws = await websockets.connect(server.ws_url("tab-alice", alice))
+    await recv(ws)
+    locker = sqlite3.connect(server.env["DATABASE_URL"].removeprefix("sqlite:///"), isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        await holder.send(json.dumps({"type": "presence", "status": "away"}))  # takes the database thread
+        await asyncio.sleep(0.2)
+        await ws.send(json.dumps({"type": "subscribe", "channel": "issues"}))  # its check waits behind it
+        await asyncio.sleep(0.2)
+        ws.transport.abort()
+        started = time.monotonic()
+        while "socket gone but never released; releasing it" not in server.log_path.read_text():
+            assert time.monotonic() - started < 4, "the hub did not release the gone socket"
+            await asyncio.sleep(0.1)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    await holder.close()
+    deadline = time.monotonic() + 8
+    while (local := (await stats(server, staff))["this_process"]).get("connections") or local.get("subscriptions"):
+        assert time.monotonic() < deadline, f"left behind: {local}"
+        await asyncio.sleep(0.1)
+    await assert_nothing_left(server, staff)
