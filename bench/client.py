@@ -92,7 +92,8 @@ class BenchClient(asyncio.Protocol):
             del self.buffer[: end + 4]
             status = head.split(" ", 2)[1] if " " in head else "?"
             if status != "101":
-                self.opened.set_exception(Closed(f"handshake refused: HTTP {status}"))
+                if not self.opened.done():  # not when the caller gave up waiting already
+                    self.opened.set_exception(Closed(f"handshake refused: HTTP {status}"))
                 self.transport.close()
                 return
             self.handshaken = True
@@ -102,7 +103,8 @@ class BenchClient(asyncio.Protocol):
                     self.inflate = zlib.decompressobj(-15)
                     self.inflate_reset = "server_no_context_takeover" in value
                     self.compressed_ok = True
-            self.opened.set_result(None)
+            if not self.opened.done():
+                self.opened.set_result(None)
         self._parse()
 
     # --- frames ---------------------------------------------------------------

@@ -16,11 +16,10 @@ import uuid
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 
-from . import conf, connections, counters, protocol
-from .auth import AuthFailed, authenticate
+from . import conf, counters, gathered, protocol
+from .auth import AuthFailed
 from .handlers import FrameHandlers
 from .hub import get_hub
 from .origins import log_refused_origin, origin_allowed
@@ -124,7 +123,7 @@ class RealtimeConsumer(FrameHandlers):
         token = query.get("token", [""])[0]
         if token:
             try:
-                auth = await database_sync_to_async(authenticate)(token)
+                auth = await gathered.authenticate(token)
             except AuthFailed as exc:
                 await self.accept()
                 await self.close_with(protocol.CLOSE_TOKEN_INVALID, protocol.error(exc.code, exc.message))
@@ -133,7 +132,7 @@ class RealtimeConsumer(FrameHandlers):
 
         await self.accept()
         try:
-            await database_sync_to_async(connections.connection_opened)(
+            await gathered.connection_opened(
                 connection_id=self.connection_id,
                 client_id=self.client_id,
                 user_id=self.user_id,
@@ -202,9 +201,7 @@ class RealtimeConsumer(FrameHandlers):
         asyncio.ensure_future(self._presence_release())
         # Shielded: daphne cancels a consumer that is slow to finish, and the
         # row must go even then (the database thread finishes the write).
-        done = asyncio.ensure_future(
-            database_sync_to_async(connections.connection_closed)(self.connection_id, self.user_id)
-        )
+        done = asyncio.ensure_future(gathered.connection_closed(self.connection_id, self.user_id))
         try:
             last_one = await asyncio.shield(done)
         except asyncio.CancelledError:

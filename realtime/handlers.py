@@ -17,12 +17,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
-from . import conf, connections, counters, policy, presence, protocol
+from . import conf, connections, counters, gathered, policy, presence, protocol, replay
 from .auth import AuthFailed, authenticate, seconds_left
 from .collab import CollabMixin
 from .outbox import OutboxConsumer, Subscription
 from .protocol import ProtocolError
-from .publisher import history
 from .ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -117,9 +116,8 @@ class FrameHandlers(CollabMixin, OutboxConsumer):
         size = int(conf.get("REALTIME_HISTORY_SIZE"))
         since = msg.since
         try:
-            rows, recovered, latest = await database_sync_to_async(history)(
-                name, since if since is not None else 2**62, size
-            )
+            # Shared with the subscribes of this channel that come at the same time (a restart's storm).
+            rows, recovered, latest = await replay.history(name, since if since is not None else 2**62, size)
         except Exception:
             self._drop(name)
             raise
@@ -184,7 +182,7 @@ class FrameHandlers(CollabMixin, OutboxConsumer):
         except ProtocolError as exc:
             exc.ref = msg.ref
             raise
-        rows, recovered, _latest = await database_sync_to_async(history)(name, msg.since, msg.limit)
+        rows, recovered, _latest = await replay.history(name, msg.since, msg.limit)
         # At most one frame's worth (1 MiB), ``more: true`` when it stopped early.
         text, taken, _skipped = protocol.history_reply(name, [t for _, t in rows], recovered, msg.ref)
         counters.replayed(taken)
@@ -252,5 +250,5 @@ class FrameHandlers(CollabMixin, OutboxConsumer):
         so a join or a leave costs that one write (``realtime.subscriptions``)."""
         channels = tuple(self._recorded_subscriptions())
         if channels != self._saved_subscriptions:
-            await database_sync_to_async(connections.update_subscriptions)(self.connection_id, list(channels))
+            await gathered.update_subscriptions(self.connection_id, list(channels))
             self._saved_subscriptions = channels

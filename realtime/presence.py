@@ -74,6 +74,30 @@ def user_online(user_id, now: datetime | None = None) -> None:
         _save_and_publish(presence, before)
 
 
+def users_online(user_ids: Iterable, now: datetime) -> None:
+    """``user_online`` for many users: one SELECT and one UPDATE for those already
+    online, away or busy (a reconnect storm's users), ``user_online`` each for the
+    rest (they go online, which is published)."""
+    ids = sorted({str(user_id) for user_id in user_ids})
+    with transaction.atomic():
+        # Locked in user order, as one user_online call after another would (PostgreSQL).
+        present = {
+            str(user_id)
+            for user_id in Presence.objects.select_for_update()
+            .filter(user_id__in=ids)
+            .exclude(status="offline")
+            .order_by("user_id")
+            .values_list("user_id", flat=True)
+        }
+        if present:
+            Presence.objects.filter(user_id__in=present).update(
+                offline_pending_since=None, last_seen=now, updated_at=now
+            )
+        for user_id in ids:
+            if user_id not in present:
+                user_online(user_id, now)
+
+
 def start_grace(user_id, now: datetime, *, seen: bool) -> None:
     """A user's last connection went: their grace period starts ``now`` (last seen now too if ``seen``)."""
     fields: dict = {"offline_pending_since": now}
@@ -88,6 +112,11 @@ def lost_with_server(user_id, now: datetime) -> int:
     Returns 1 if they went offline."""
     Presence.objects.filter(user_id=user_id).update(offline_pending_since=Coalesce("last_seen", Value(now)))
     return int(finish_offline(user_id))
+
+
+def start_grace_many(user_ids: Iterable, now: datetime) -> None:
+    """``start_grace(seen=True)`` for many users, in one UPDATE."""
+    Presence.objects.filter(user_id__in=list(user_ids)).update(offline_pending_since=now, last_seen=now)
 
 
 def seen_through(connection_ids: Iterable[str], now: datetime) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from dexter.asgi import application
 
@@ -54,3 +57,22 @@ class Client:
 
     async def close(self) -> None:
         await self.comm.disconnect()
+
+
+class DatabaseThreadQueries:
+    """Queries of the consumers' database thread (where database_sync_to_async runs them)."""
+
+    async def __aenter__(self):
+        self.ctx = CaptureQueriesContext(connection)
+        await database_sync_to_async(self.ctx.__enter__)()
+        return self
+
+    async def __aexit__(self, *exc):
+        def leave():
+            self.ctx.__exit__(None, None, None)
+            return [q["sql"] for q in self.ctx.captured_queries]  # read on that thread: its connection
+
+        self.sql = await database_sync_to_async(leave)()
+
+    def on(self, table: str) -> list[str]:
+        return [sql for sql in self.sql if f'"{table}"' in sql]
