@@ -123,7 +123,12 @@ def test_cli_since_replays_stored_messages_then_exits_after_count(server, cli):
 
 def test_cli_reconnects_after_restart_and_resumes_with_since(server, cli):
     token = server.token("bob")
-    c = cli("--url", ws_base(server), "--token", token, "--channel", "global", "--reconnect-interval", "0.2")
+    c = cli(
+        "--url", ws_base(server), "--token", token, "--channel", "global", "--reconnect-interval", "0.2",
+        # Capped at 1 s: on a loaded machine the server is down long enough
+        # for the default 30 s cap's backoff to outlast the wait below.
+        "--max-reconnect-delay", "1",
+    )  # fmt: skip
     c.next(lambda m: m["type"] == "subscribed")
     server.shell(ANNOUNCE.format(message="before"))
     assert [m["message"] for m in announcements(c, 1)] == ["before"]
@@ -184,7 +189,7 @@ def test_cli_over_sse_replays_then_resumes_across_a_restart(server, cli):
     token = server.token("bob")
     c = cli(
         "--url", ws_base(server), "--token", token, "--transport", "sse", "--channel", "global",
-        "--since", "0", "--reconnect-interval", "0.2",
+        "--since", "0", "--reconnect-interval", "0.2", "--max-reconnect-delay", "1",
     )  # fmt: skip
     assert c.next(lambda m: m["type"] == "connection")["user"]["username"] == "bob"
     assert [(m["seq"], m["message"]) for m in announcements(c, 1)] == [(1, "stored")]
