@@ -261,10 +261,7 @@ class Hub:
         elif kind == fanout.TAKEOVER:
             await self.delivery.take_over(message["user_id"], message["client_id"], message["connection_id"])
         elif kind in self.layer_handlers:
-            try:
-                await self.layer_handlers[kind](message)
-            except Exception:
-                logger.exception("handling %s failed", kind)
+            await self.layer_handlers[kind](message)  # an exception is the listener's to log
 
 
 _hub: Hub | None = None

@@ -68,4 +68,9 @@ class LayerListener:
                 self.interest.disconnected()
                 await asyncio.sleep(LAYER.failed(exc))
                 continue
-            await self.dispatch(message)
+            try:
+                await self.dispatch(message)
+            except Exception:
+                # One message this process cannot handle (another version's shape, a handler's
+                # bug) must not end the listener: every later message would be lost with it.
+                logger.exception("handling layer message %s failed", message.get("type"))
