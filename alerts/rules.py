@@ -4,7 +4,7 @@
   received within the last ``window_seconds`` (counted from ``issues.Event``).
   The value is that count.
 - ``match``: a new issue matches, however it was made (its first event, the
-  API, the admin, a shell: PROTOCOL.md section 7 says "a new issue"). Checked
+  API, the admin, a shell: docs/protocol.md section 7 says "a new issue"). Checked
   by ``check_new_issue`` from the issue's own ``post_save``, so an issue born
   from an event is matched once, not again by ``check_event``. The value is 1.
 

@@ -1,4 +1,4 @@
-"""Errors under ``/api/`` are JSON, as DRF's own are (PROTOCOL.md section 8: ``{"detail": ...}``).
+"""Errors under ``/api/`` are JSON, as DRF's own are (docs/protocol.md section 8: ``{"detail": ...}``).
 
 Django answers a URL that matches no pattern with its HTML 404 page (and an
 unhandled error with its HTML 500 page); an API client gets ``{"detail": ...}``

@@ -1,4 +1,4 @@
-"""The API's one request parser: JSON, with a size and a depth bound (PROTOCOL.md section 5).
+"""The API's one request parser: JSON, with a size and a depth bound (docs/protocol.md section 5).
 
 DRF's own ``JSONParser`` reads the raw stream, so Django's
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (checked only by ``HttpRequest.body``) never

@@ -99,7 +99,7 @@ def seconds_left(expires_at: float) -> float:
 def session_user(cookie_header: str) -> Any | None:
     """The signed-in user of a Django session cookie, or None (runs ORM queries).
 
-    For the SSE stream of a same-site page (PROTOCOL.md section 13): the session
+    For the SSE stream of a same-site page (docs/protocol.md section 13): the session
     is checked exactly as Django's own middleware checks it (its auth hash included).
     """
     from http.cookies import CookieError, SimpleCookie

@@ -1,4 +1,4 @@
-"""Channel presence as database rows (PROTOCOL.md section 10): who is on this issue.
+"""Channel presence as database rows (docs/protocol.md section 10): who is on this issue.
 
 One ``ChannelMember`` row per connection and channel; a member is a user, with
 ``connections`` = the count of their rows. Everything here is synchronous ORM

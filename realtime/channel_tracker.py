@@ -1,4 +1,4 @@
-"""The per-process side of channel presence and signals (PROTOCOL.md sections 10 and 11).
+"""The per-process side of channel presence and signals (docs/protocol.md sections 10 and 11).
 
 The rows (``channel_presence``) are the truth; each server process keeps, for
 the channels its sockets hold with presence, the members it last told them

@@ -1,4 +1,4 @@
-"""The socket's side of channel presence and signals (PROTOCOL.md sections 10 and 11).
+"""The socket's side of channel presence and signals (docs/protocol.md sections 10 and 11).
 
 Mixed into the consumer so ``consumers.py`` only names the hooks; the rows live
 in ``channel_presence`` and the per-process state in ``channel_tracker``.

@@ -1,4 +1,4 @@
-"""Channel activity and signals over HTTP, for a client on SSE (PROTOCOL.md sections 10, 11 and 13).
+"""Channel activity and signals over HTTP, for a client on SSE (docs/protocol.md sections 10, 11 and 13).
 
 A stream only receives, so what a socket would send goes here, naming the
 stream by the ``connection_id`` of its ``connection`` event:

@@ -1,4 +1,4 @@
-"""Server-sent events as bytes (PROTOCOL.md section 13), with no I/O.
+"""Server-sent events as bytes (docs/protocol.md section 13), with no I/O.
 
 An event is ``event:`` (the message's ``type``), ``id:`` (the stream position)
 and one ``data:`` line holding the same JSON text a WebSocket client receives.

@@ -1,4 +1,4 @@
-"""Canonical integer ids (PROTOCOL.md section 2): decimal ASCII digits, no leading zeros, 64-bit.
+"""Canonical integer ids (docs/protocol.md section 2): decimal ASCII digits, no leading zeros, 64-bit.
 
 ``str.isdigit()`` and ``int()`` accept far more (``"²"``, ``"٣"``, ``" 1"``,
 ``"01"``, 5000 digits), and each of those reached the database as a 500 or

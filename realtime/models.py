@@ -95,7 +95,7 @@ class Presence(models.Model):
 
 
 class ChannelMember(models.Model):
-    """One connection's place in one channel's presence (PROTOCOL.md section 10).
+    """One connection's place in one channel's presence (docs/protocol.md section 10).
 
     Members are users: the rows of one user on one channel are one member, with
     ``connections`` = their count. A row whose connection ended keeps its place

@@ -1,4 +1,4 @@
-"""The ``Realtime-Position`` header (PROTOCOL.md section 12): load, then go live without a gap.
+"""The ``Realtime-Position`` header (docs/protocol.md section 12): load, then go live without a gap.
 
 A view that serves state a channel carries changes of reads that state and the
 channel's latest ``seq`` in one database snapshot (``read_snapshot``), and

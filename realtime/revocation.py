@@ -1,7 +1,7 @@
 """Revocation: which sockets lost the right to stay open, and closing them (4403).
 
 A socket is revoked when its user is deactivated or deleted, or when the
-token session it authenticated with is blacklisted (PROTOCOL.md section 5:
+token session it authenticated with is blacklisted (docs/protocol.md section 5:
 closed with 4403 within 10 seconds on every server).
 
 A *token session* is one sign-in: ``POST /api/auth/token/`` writes the jti of

@@ -1,4 +1,4 @@
-"""``GET /sse/?channels=...``: the server-sent events transport (PROTOCOL.md section 13).
+"""``GET /sse/?channels=...``: the server-sent events transport (docs/protocol.md section 13).
 
 A plain async ASGI application, routed before Django (``routing.protocol_router``):
 a stream is a coroutine on the server's event loop, never a thread. Each stream

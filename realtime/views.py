@@ -144,7 +144,7 @@ class PresenceView(APIView):
     @extend_schema(
         request=PresenceStatusSerializer,
         responses={200: OpenApiTypes.OBJECT},
-        description="The `presence` message of PROTOCOL.md section 3 over HTTP, for clients on SSE: "
+        description="The `presence` message of docs/protocol.md section 3 over HTTP, for clients on SSE: "
         "`presence_ack` on success, a section 5 `error` (400) otherwise.",
     )
     def post(self, request):

@@ -1,4 +1,4 @@
-"""Bad HTTP input gets a 4xx, never a 5xx (PROTOCOL.md section 5, "Bounds the server keeps").
+"""Bad HTTP input gets a 4xx, never a 5xx (docs/protocol.md section 5, "Bounds the server keeps").
 
 Each test here was seen to fail (a 500, an HTML page, a parsed 20 MB body) before the fix.
 """

@@ -94,7 +94,7 @@ def test_match_alert_fires_for_new_matching_issue_only():
 
 
 def test_match_alert_fires_for_an_issue_created_without_an_event():
-    # PROTOCOL.md section 7: "a new issue", whatever made it: the API, the admin, a shell.
+    # docs/protocol.md section 7: "a new issue", whatever made it: the API, the admin, a shell.
     alert = Alert.objects.create(name="checkout", condition="match", pattern="checkout", severity="critical")
     issue = Issue.objects.create(title="TypeError in checkout", level="error")
     Issue.objects.create(title="KeyError in search", level="error")

@@ -1,4 +1,4 @@
-"""The Realtime-Position header of PROTOCOL.md section 12 on the issue and alert reads."""
+"""The Realtime-Position header of docs/protocol.md section 12 on the issue and alert reads."""
 
 import pytest
 from django.db import connection

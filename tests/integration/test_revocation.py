@@ -1,4 +1,4 @@
-"""Revocation (PROTOCOL.md section 5): a user deactivated or deleted, or whose tokens are
+"""Revocation (docs/protocol.md section 5): a user deactivated or deleted, or whose tokens are
 blacklisted, loses every live socket (4403) within 10 seconds on every server process,
 and their old access tokens open no new one (4401) and no API request (401).
 
@@ -24,7 +24,7 @@ from .test_scale_out import recv, start_all, subscribe, wait_for_fanout_members
 
 pytestmark = pytest.mark.integration
 
-BOUND = 10.0  # seconds, PROTOCOL.md section 5
+BOUND = 10.0  # seconds, docs/protocol.md section 5
 USERS = "from django.contrib.auth.models import User"
 
 

@@ -1,4 +1,4 @@
-"""``GET /sse/`` against a real ``manage.py runrealtime`` process, read as plain HTTP (PROTOCOL.md section 13)."""
+"""``GET /sse/`` against a real ``manage.py runrealtime`` process, read as plain HTTP (docs/protocol.md section 13)."""
 
 from __future__ import annotations
 

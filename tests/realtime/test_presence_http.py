@@ -1,4 +1,5 @@
-"""``POST /api/realtime/presence/``: the ``presence`` message over HTTP, for clients on SSE (PROTOCOL.md section 7)."""
+"""``POST /api/realtime/presence/``: the ``presence`` message over HTTP, for clients on SSE
+(docs/protocol.md section 7)."""
 
 import json
 
