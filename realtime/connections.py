@@ -34,16 +34,11 @@ def connection_opened(
 ) -> None:
     now = timezone.now()
     with transaction.atomic():
-        Connection.objects.create(
-            id=connection_id,
-            client_id=client_id,
-            user_id=user_id,
-            server_id=server_id,
-            ip=ip[:64],
-            user_agent=user_agent[:300],
-            connected_at=now,
-            last_heartbeat_at=now,
-        )
+        row = _row(
+            connection_id=connection_id, client_id=client_id, user_id=user_id,
+            server_id=server_id, ip=ip, user_agent=user_agent, now=now,
+        )  # fmt: skip
+        row.save(force_insert=True)
         if user_id is not None:
             presence.user_online(user_id, now)
 
