@@ -330,7 +330,7 @@ async def run_phase(
 ) -> dict:
     """Publish ``n_messages`` (at ``rate``/s, or as fast as possible), wait for delivery, measure."""
     expected = n_clients * n_messages
-    cpu0, wire0 = server.cpu(), WIRE["bytes"]
+    cpu0, wire0, threads0 = server.cpu(), WIRE["bytes"], server.cpu_by_thread()
     t0 = time.time()
     if hasattr(publishers[0], "publish_many"):
         await publishers[0].publish_many(phase, n_messages, rate)
@@ -355,6 +355,7 @@ async def run_phase(
         await asyncio.sleep(0.01)
     end = time.time()
     cpu = server.cpu() - cpu0
+    threads = {k: round(v - threads0[k], 3) for k, v in server.cpu_by_thread().items()}
     delivered = recorder.count.get(phase, 0)
     last = recorder.last_at.get(phase, end)
     lat = recorder.latency.get(phase, [])
@@ -368,6 +369,7 @@ async def run_phase(
         "duration_s": round(duration, 3),
         "delivered_per_s": round(delivered / duration, 1),
         "cpu_s": round(cpu, 3),
+        "cpu_s_by_thread": threads,
         "cpu_us_per_msg": round(cpu * 1e6 / delivered, 2) if delivered else None,
         "wire_bytes_per_msg": round((WIRE["bytes"] - wire0) / delivered, 1) if delivered else None,
         "latency_ms": {

@@ -99,7 +99,23 @@ def _child_setup() -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return cpu_seconds_of(Path(f"/proc/{pid}/stat"))
+
+
+def cpu_by_thread(pid: int) -> dict[str, float]:
+    """CPU seconds of the process's main thread (the event loop) and of all its other threads."""
+    out = {"loop": 0.0, "threads": 0.0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            seconds = cpu_seconds_of(task / "stat")
+        except OSError:  # the thread ended between the listing and the read
+            continue
+        out["loop" if task.name == str(pid) else "threads"] += seconds
+    return out
+
+
+def cpu_seconds_of(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
@@ -243,6 +259,9 @@ class ServerProcess:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
+
+    def cpu_by_thread(self) -> dict[str, float]:
+        return cpu_by_thread(self.pid)
 
     def rss_kb(self) -> int:
         return rss_kb(self.pid)
