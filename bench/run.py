@@ -246,6 +246,7 @@ async def connect_all(
     concurrency: int = 64,
     ping_interval: float = PING_INTERVAL,
     first: int = 0,
+    skim: bool = False,
 ) -> tuple[list[BenchClient], float, asyncio.Task]:
     variant = server.variant
     sem = asyncio.Semaphore(concurrency)
@@ -270,6 +271,7 @@ async def connect_all(
                         on_message=recorder.on_message if recorder else None,
                         subscribe=CHANNEL if subscribe else None,
                         timeout=120,
+                        skim=skim,
                     )
                     return
                 except (TimeoutError, Closed, OSError):
@@ -391,6 +393,9 @@ async def bench_variant(server: ServerProcess, opts) -> dict:
             publishers = [ProcessPublisher(server.env)]
         else:
             publishers = [HttpPublisher(server.port, server.token("admin")) for _ in range(opts.publishers)]
+    elif variant.http:
+        # The same publishers, keep-alive POSTs, against the reference's bare HTTP port.
+        publishers = [HttpPublisher(server.http_port, "-") for _ in range(opts.publishers)]
     else:
         publishers = [WsPublisher(server.port, variant.compression)]
     for pub in publishers:
@@ -428,7 +433,7 @@ async def bench_variant(server: ServerProcess, opts) -> dict:
         "batch": variant.batch,
         "server_cpus": sorted(os.sched_getaffinity(server.pid)),
         "loadgen_cpus": sorted(os.sched_getaffinity(0)),
-        "publisher": "process" if variant.external else ("http" if variant.dexter else "websocket"),
+        "publisher": "process" if variant.external else ("http" if variant.dexter or variant.http else "websocket"),
         "clients": opts.clients,
         "connect_s": round(connect_s, 3),
         "connect_cpu_ms_per_conn": round(connect_cpu * 1000 / opts.clients, 2),
@@ -511,10 +516,13 @@ def ratio(a, b) -> str:
 
 
 def table(results: list[dict], idle: dict | None) -> str:
-    """One row per variant. CPU/raw compares the full-speed phase; CPU/chan the steady
-    phase, the only one in which vanilla Channels delivers anything at N = 1,000."""
+    """One row per variant. CPU/raw compares the full-speed phase; CPU/raw-http the same
+    for the rows published over HTTP, against raw fed over a bare HTTP port (the same
+    publishers, so the same pacing); CPU/chan the steady phase, the only one in which
+    vanilla Channels delivers anything at N = 1,000."""
     by = {r["variant"]: r for r in results}
-    raw, chan = by.get("raw"), by.get("channels")
+    raw, chan, raw_http = by.get("raw"), by.get("channels"), by.get("raw-http")
+    http_ref = raw_http and raw_http["full"]["cpu_us_per_msg"]
     cols = (
         "server",
         "conn s",
@@ -531,6 +539,7 @@ def table(results: list[dict], idle: dict | None) -> str:
         "full lost",
         "full CPU us/msg",
         "CPU/raw",
+        "CPU/raw-http",
         "B/msg",
     )
 
@@ -558,6 +567,7 @@ def table(results: list[dict], idle: dict | None) -> str:
                 str(f["lost"]),
                 num(f["cpu_us_per_msg"]),
                 ratio(f["cpu_us_per_msg"], raw and raw["full"]["cpu_us_per_msg"]),
+                ratio(f["cpu_us_per_msg"], r["publisher"] == "http" and http_ref),
                 num(f["wire_bytes_per_msg"]),
             )
         )
@@ -657,7 +667,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--warmup", type=int, default=60, help="unmeasured publications at --rate before the steady phase (default 60)"
     )
-    p.add_argument("--servers", default="dexter,uvicorn,raw,channels", help="comma list of dexter,uvicorn,raw,channels")
+    p.add_argument(
+        "--servers",
+        default="dexter,uvicorn,raw,raw-http,channels",
+        help="comma list of dexter,uvicorn,raw,raw-http,channels",
+    )
     p.add_argument("--compression", choices=["off", "on", "both"], default="both", help="permessage-deflate variants")
     p.add_argument("--batch", choices=["off", "on", "both"], default="both", help="Dexter ?batch=1 variants")
     p.add_argument(
@@ -691,13 +705,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="process-publisher rows: timestamps along the delivery path (bench/probe.py, bench/breakdown.py)",
     )
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs, databases)")
-    p.add_argument("--quick", action="store_true", help="a small run for CI: 20 clients, 20 messages, 3 servers")
+    p.add_argument("--quick", action="store_true", help="a small run for CI: 20 clients, 20 messages, 4 servers")
     p.add_argument("--output", type=Path, default=None, help="JSON file (default bench/results/<time>.json)")
     opts = p.parse_args(argv)
     if opts.quick:
         opts.clients, opts.messages, opts.rate, opts.warmup = 20, 20, 50.0, 5
         opts.steady_messages = 20
-        opts.servers, opts.compression, opts.batch = "dexter,raw,channels", "off", "off"
+        opts.servers, opts.compression, opts.batch = "dexter,raw,raw-http,channels", "off", "off"
         opts.publisher = "http"
         opts.drain_timeout = 10.0
         opts.cost_requests, opts.cost_batches, opts.cost_batch_size = 20, 2, 100

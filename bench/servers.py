@@ -39,6 +39,7 @@ class Variant:
     external: bool = False  # Dexter fed by publish() in another process, not over HTTP
     store: str = "sqlite"  # sqlite | pg (a PostgreSQL of the run's own, bench/services)
     redis: bool = False  # REDIS_URL set: the channel layer carries publications across processes
+    http: bool = False  # raw fed over a bare HTTP port (raw-http), as Dexter is over its API
 
     @property
     def dexter(self) -> bool:
@@ -59,6 +60,9 @@ def variants(
     ext = {"http": [False], "process": [True], "both": [False, True]}[publisher]
     out = []
     for kind in servers:
+        if kind == "raw-http":
+            out.append(Variant("raw-http", "raw", http=True))
+            continue
         for e in ext if kind == "dexter" else [False]:
             for c in comp if kind in ("dexter", "raw") and not e else [False]:
                 for b in bat if kind == "dexter" and not c else [False]:
@@ -103,14 +107,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 def cpu_by_thread(pid: int) -> dict[str, float]:
-    """CPU seconds of the process's main thread (the event loop) and of all its other threads."""
-    out = {"loop": 0.0, "threads": 0.0}
+    """CPU seconds of the process's main thread (the event loop) and of all its other threads,
+    and the context switches of all of them."""
+    out = {"loop": 0.0, "threads": 0.0, "switches": 0.0}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             seconds = cpu_seconds_of(task / "stat")
+            status = (task / "status").read_text()
         except OSError:  # the thread ended between the listing and the read
             continue
         out["loop" if task.name == str(pid) else "threads"] += seconds
+        # Context switches, voluntary and not: threads handing the GIL to each other show here.
+        out["switches"] += sum(int(line.split()[1]) for line in status.splitlines() if "ctxt_switches" in line)
     return out
 
 
@@ -195,6 +203,8 @@ class ServerProcess:
         kind = self.variant.kind
         if kind == "raw":
             cmd = [py, "-m", "bench.ref_raw", "--port", port] + (["--compression"] if self.variant.compression else [])
+            if self.variant.http:
+                cmd += ["--http-port", str(self.http_port)]
             return cmd, {**os.environ, "PYTHONUNBUFFERED": "1"}
         if kind == "channels":
             env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.ref_channels.settings", "PYTHONUNBUFFERED": "1"}
@@ -236,6 +246,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 30) -> ServerProcess:
         self.port = free_port()
+        self.http_port = free_port()  # the raw-http row's publish port (raw-http only)
         cmd, env = self.command()
         self.log_path = self.workdir / f"{self.name}.log"
         self.log = open(self.log_path, "ab")

@@ -42,7 +42,7 @@ async def sample_rss(server: ServerProcess, out: list[int]) -> None:
 async def one_run(server: ServerProcess, opts, slow: bool) -> dict:
     tokens = [server.token("alice"), server.token("bob")]
     recorder = Recorder()
-    clients, _, pinger = await connect_all(server, opts.clients, tokens, recorder, prefix="normal")
+    clients, _, pinger = await connect_all(server, opts.clients, tokens, recorder, prefix="normal", skim=True)
     slow_client = None
     if slow:
         slow_client = await open_client("127.0.0.1", server.port, "/ws/slow-0/", subscribe=CHANNEL)

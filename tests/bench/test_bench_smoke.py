@@ -29,7 +29,8 @@ def test_quick_benchmark_completes_without_loss(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     rows = {r["variant"]: r for r in doc["results"]}
-    assert set(rows) == {"dexter", "raw", "channels"}
+    assert set(rows) == {"dexter", "raw", "raw-http", "channels"}
+    assert rows["raw-http"]["publisher"] == "http"
     for row in rows.values():
         assert row["steady"]["delivered"] == row["steady"]["expected"] > 0
         assert row["full"]["lost"] == 0
