@@ -4,7 +4,9 @@ Two runs on one fresh Dexter server each (daphne, SQLite, publications from
 ``publish()`` in another process at a steady rate): ``--clients`` normal
 subscribers alone, then the same plus one subscriber that stops reading right
 after it subscribed (its socket's reading paused, so the kernel's buffers fill
-and the server is left holding what it writes). Reported for each run: what the
+and the server is left holding what it writes). Each run first sends
+``--warmup`` unmeasured publications, before the slow one connects, so neither
+run pays the load generator's own warm-up. Reported for each run: what the
 normal ones lost (must be nothing), their latency percentiles, and the server's
 RSS at the start of publishing and its peak during it (sampled every 50 ms).
 The targets (issue 10): nothing lost, p99 with the slow reader within 1.5x of
@@ -31,6 +33,7 @@ from .run import CHANNEL, ProcessPublisher, Recorder, connect_all, percentile
 from .servers import ServerProcess, Variant, prepare_template, raise_nofile
 
 PHASE = 7
+WARMUP_PHASE = 8
 
 
 async def sample_rss(server: ServerProcess, out: list[int]) -> None:
@@ -39,35 +42,48 @@ async def sample_rss(server: ServerProcess, out: list[int]) -> None:
         await asyncio.sleep(0.05)
 
 
+async def publish(publisher: ProcessPublisher, phase: int, count: int, rate: float, pad: str) -> None:
+    publisher.proc.stdin.write(
+        json.dumps({"phase": phase, "messages": count, "rate": rate, "pad": pad}).encode() + b"\n"
+    )
+    await publisher.proc.stdin.drain()
+    await publisher.proc.stdout.readline()
+
+
+async def delivered(recorder: Recorder, phase: int, expected: int, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while recorder.count.get(phase, 0) < expected and time.time() < deadline:
+        await asyncio.sleep(0.05)
+
+
 async def one_run(server: ServerProcess, opts, slow: bool) -> dict:
     tokens = [server.token("alice"), server.token("bob")]
     recorder = Recorder()
     clients, _, pinger = await connect_all(server, opts.clients, tokens, recorder, prefix="normal", skim=True)
+    publisher = ProcessPublisher(server.env)
+    await publisher.open()
+    pad = "x" * opts.size
+    if opts.warmup:
+        # Unmeasured, before the slow one connects: the first thousands of receipts cost
+        # the load generator more (its heap and buffers grow), whichever run goes first.
+        await publish(publisher, WARMUP_PHASE, opts.warmup, opts.rate, pad)
+        await delivered(recorder, WARMUP_PHASE, opts.clients * opts.warmup, opts.drain_timeout)
     slow_client = None
     if slow:
         slow_client = await open_client("127.0.0.1", server.port, "/ws/slow-0/", subscribe=CHANNEL)
         # A stalled phone: a small receive window, and it never reads again.
         slow_client.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow_client.transport.pause_reading()
-    publisher = ProcessPublisher(server.env)
-    await publisher.open()
     gc.collect()
     gc.freeze()
     await asyncio.sleep(1.0)
     rss: list[int] = []
     start_kb = server.rss_kb()
     sampler = asyncio.ensure_future(sample_rss(server, rss))
-    pad = "x" * opts.size
     t0 = time.time()
-    publisher.proc.stdin.write(
-        json.dumps({"phase": PHASE, "messages": opts.publications, "rate": opts.rate, "pad": pad}).encode() + b"\n"
-    )
-    await publisher.proc.stdin.drain()
-    await publisher.proc.stdout.readline()
+    await publish(publisher, PHASE, opts.publications, opts.rate, pad)
     expected = opts.clients * opts.publications
-    deadline = time.time() + opts.drain_timeout
-    while recorder.count.get(PHASE, 0) < expected and time.time() < deadline:
-        await asyncio.sleep(0.05)
+    await delivered(recorder, PHASE, expected, opts.drain_timeout)
     sampler.cancel()
     lat = recorder.latency.get(PHASE, [])
     slow_closed = None
@@ -132,6 +148,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--publications", type=int, default=1600, help="publications (default 1600)")
     p.add_argument("--size", type=int, default=62500, help="bytes of each publication's text (default 62500)")
     p.add_argument("--rate", type=float, default=20.0, help="publications per second (default 20)")
+    p.add_argument(
+        "--warmup", type=int, default=40, help="unmeasured publications before the slow one connects (default 40)"
+    )
     p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for delivery")
     p.add_argument("--output", type=Path, help="JSON file for both runs")
     return p.parse_args(argv)
