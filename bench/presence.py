@@ -40,7 +40,7 @@ from pathlib import Path
 import websockets
 
 from .client import open_client
-from .servers import ROOT, _child_setup, dexter_env, free_port
+from .servers import ROOT, _child_setup, cpu_seconds, dexter_env, free_port
 
 SETUP = """
 from django.contrib.auth.models import User
@@ -254,11 +254,6 @@ def stop_profiler(proc) -> None:
     if proc is not None:
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
