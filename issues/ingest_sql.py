@@ -19,7 +19,9 @@ any other database gets the ORM's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connections, router
@@ -35,46 +37,79 @@ def _connection(model):
     return connections[router.db_for_write(model)]
 
 
+PLAIN_VENDORS = ("sqlite", "postgresql")
+
+
 def plain_sql(model=Issue) -> bool:
-    return _connection(model).vendor in ("sqlite", "postgresql")
+    return _connection(model).vendor in PLAIN_VENDORS
 
 
-def _columns(model, connection) -> tuple[list, str]:
+@dataclass(frozen=True)
+class _Shape:
+    """A model's columns and quoted names on one database, built once per process
+    (quoting and joining them on every statement was a tenth of an ingested event)."""
+
+    attnames: list[str]
+    columns: str  # every concrete column, quoted, in field order
+    table: str
+    column: dict[str, str]  # field name -> quoted column
+    datetimes: tuple[int, ...]  # positions SQLite hands back as naive datetimes or text
+    booleans: tuple[int, ...]  # and as 0/1
+
+
+@functools.lru_cache(maxsize=32)
+def _shape_of(model, alias: str, vendor: str) -> _Shape:
+    quote = connections[alias].ops.quote_name
     fields = list(model._meta.concrete_fields)
-    quote = connection.ops.quote_name
-    return fields, ", ".join(quote(f.column) for f in fields)
+    kinds = [f.get_internal_type() for f in fields]
+    return _Shape(
+        attnames=[f.attname for f in fields],
+        columns=", ".join(quote(f.column) for f in fields),
+        table=quote(model._meta.db_table),
+        column={f.name: quote(f.column) for f in fields},
+        datetimes=tuple(i for i, k in enumerate(kinds) if k == "DateTimeField") if vendor == "sqlite" else (),
+        booleans=tuple(i for i, k in enumerate(kinds) if k == "BooleanField") if vendor == "sqlite" else (),
+    )
 
 
-def _from_row(model, connection, fields, row):
+def _shape(model, connection) -> _Shape:
+    # Keyed by vendor too: a test may point an alias at another database.
+    return _shape_of(model, connection.alias, connection.vendor)
+
+
+def _from_row(model, connection, shape: _Shape, row):
     values = list(row)
-    if connection.vendor == "sqlite":  # it hands back naive datetimes or text, and 0/1 for booleans
-        ops = connection.ops
-        for i, field in enumerate(fields):
-            kind = field.get_internal_type()
-            if kind == "DateTimeField":
-                values[i] = ops.convert_datetimefield_value(values[i], None, connection)
-            elif kind == "BooleanField" and values[i] is not None:
+    if shape.datetimes or shape.booleans:
+        convert = connection.ops.convert_datetimefield_value
+        for i in shape.datetimes:
+            values[i] = convert(values[i], None, connection)
+        for i in shape.booleans:
+            if values[i] is not None:
                 values[i] = bool(values[i])
-    return model.from_db(connection.alias, [f.attname for f in fields], values)
+    return model.from_db(connection.alias, shape.attnames, values)
+
+
+@functools.lru_cache(maxsize=64)
+def _select_sql(model, alias: str, vendor: str, names: tuple[str, ...], lock: bool) -> str:
+    shape = _shape_of(model, alias, vendor)
+    condition = " AND ".join(f"{shape.column[name]} = %s" for name in names) or "1 = 1"
+    suffix = " FOR UPDATE" if lock and vendor == "postgresql" else ""
+    pk = connections[alias].ops.quote_name("id")
+    return f"SELECT {shape.columns} FROM {shape.table} WHERE {condition} ORDER BY {pk}{suffix}"
 
 
 def select_models(model, where: dict[str, object], *, lock: bool = False) -> list:
     """``model.objects.filter(**where)`` (plain equalities), without compiling a query, in id order;
     ``lock``: ``select_for_update()`` (PostgreSQL; SQLite's write lock is held from BEGIN)."""
     connection = _connection(model)
-    if connection.vendor not in ("sqlite", "postgresql"):
+    if connection.vendor not in PLAIN_VENDORS:
         queryset = model.objects.filter(**where).order_by("pk")
         return list(queryset.select_for_update() if lock else queryset)
-    suffix = " FOR UPDATE" if lock and connection.vendor == "postgresql" else ""
-    quote = connection.ops.quote_name
-    fields, columns = _columns(model, connection)
-    condition = " AND ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in where) or "1 = 1"
+    sql = _select_sql(model, connection.alias, connection.vendor, tuple(where), lock)
+    shape = _shape(model, connection)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE {condition} ORDER BY {quote('id')}{suffix}",
-            list(where.values()),
-        )
-        return [_from_row(model, connection, fields, row) for row in cursor.fetchall()]
+        cursor.execute(sql, list(where.values()))
+        return [_from_row(model, connection, shape, row) for row in cursor.fetchall()]
 
 
 def lock_in_pk_order(fingerprints: Sequence[str]) -> None:
@@ -91,70 +126,77 @@ def lock_in_pk_order(fingerprints: Sequence[str]) -> None:
 
 def bump(fingerprint: str, n: int, now: datetime) -> Issue | None:
     """Count ``n`` more events on the issue of ``fingerprint``; the issue after it, or None."""
-    if not plain_sql():
+    connection = _connection(Issue)
+    if connection.vendor not in PLAIN_VENDORS:
         issue = Issue.objects.select_for_update().filter(fingerprint=fingerprint).first()
         if issue is None:
             return None
         Issue.objects.filter(pk=issue.pk).update(event_count=F("event_count") + n, last_seen=now, updated_at=now)
         issue.refresh_from_db()
         return issue
-    connection = _connection(Issue)
-    quote = connection.ops.quote_name
-    fields, columns = _columns(Issue, connection)
-    count, seen, updated, fp = (
-        quote(Issue._meta.get_field(f).column) for f in ("event_count", "last_seen", "updated_at", "fingerprint")
-    )
     stamp = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(Issue._meta.db_table)} SET {count} = {count} + %s, {seen} = %s, {updated} = %s "
-            f"WHERE {fp} = %s RETURNING {columns}",
-            [n, stamp, stamp, fingerprint],
-        )
+        cursor.execute(_bump_sql(connection.alias, connection.vendor), [n, stamp, stamp, fingerprint])
         row = cursor.fetchone()
-    return None if row is None else _from_row(Issue, connection, fields, row)
+    return None if row is None else _from_row(Issue, connection, _shape(Issue, connection), row)
+
+
+@functools.lru_cache(maxsize=8)
+def _bump_sql(alias: str, vendor: str) -> str:
+    shape = _shape_of(Issue, alias, vendor)
+    count, seen, updated, fp = (shape.column[f] for f in ("event_count", "last_seen", "updated_at", "fingerprint"))
+    return (
+        f"UPDATE {shape.table} SET {count} = {count} + %s, {seen} = %s, {updated} = %s "
+        f"WHERE {fp} = %s RETURNING {shape.columns}"
+    )
 
 
 def insert_events(rows: Sequence[tuple[int, str]], now: datetime) -> list[int]:
     """``Event`` rows of (issue id, level), all received at ``now``; their ids, in order."""
-    if not plain_sql(Event):
+    connection = _connection(Event)
+    if connection.vendor not in PLAIN_VENDORS:
         made = Event.objects.bulk_create([Event(issue_id=i, level=level, received_at=now) for i, level in rows])
         return [e.pk for e in made]
-    connection = _connection(Event)
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(Event._meta.get_field(f).column) for f in ("issue", "level", "received_at"))
     stamp = connection.ops.adapt_datetimefield_value(now)
     ids: list[int] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), EVENT_ROWS_PER_INSERT):
             chunk = rows[start : start + EVENT_ROWS_PER_INSERT]
-            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
             params = [p for issue_id, level in chunk for p in (issue_id, level, stamp)]
-            cursor.execute(
-                f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES {values} RETURNING {quote('id')}",
-                params,
-            )
+            cursor.execute(_insert_events_sql(connection.alias, connection.vendor, len(chunk)), params)
             # Both return the rows of one multi-row INSERT in its order (Django's bulk_create relies on it).
             ids.extend(r[0] for r in cursor.fetchall())
     return ids
 
 
+@functools.lru_cache(maxsize=16)  # a batch needs at most two sizes: full chunks and the rest
+def _insert_events_sql(alias: str, vendor: str, rows: int) -> str:
+    shape = _shape_of(Event, alias, vendor)
+    columns = ", ".join(shape.column[f] for f in ("issue", "level", "received_at"))
+    values = ", ".join(["(%s, %s, %s)"] * rows)
+    pk = connections[alias].ops.quote_name("id")
+    return f"INSERT INTO {shape.table} ({columns}) VALUES {values} RETURNING {pk}"
+
+
 def mark_announced(issue: Issue, now: datetime) -> None:
     """Remember that ``issue``'s count and last_seen as they are in memory were announced at ``now``."""
     issue.announced_count, issue.announced_last_seen, issue.announced_at = issue.event_count, issue.last_seen, now
-    if not plain_sql():
+    connection = _connection(Issue)
+    if connection.vendor not in PLAIN_VENDORS:
         Issue.objects.filter(pk=issue.pk).update(
             announced_count=issue.event_count, announced_last_seen=issue.last_seen, announced_at=now
         )
         return
-    connection = _connection(Issue)
-    quote = connection.ops.quote_name
-    count, seen, at = (
-        quote(Issue._meta.get_field(f).column) for f in ("announced_count", "announced_last_seen", "announced_at")
-    )
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {quote(Issue._meta.db_table)} SET {count} = %s, {seen} = %s, {at} = %s WHERE {quote('id')} = %s",
+            _mark_sql(connection.alias, connection.vendor),
             [issue.event_count, adapt(issue.last_seen), adapt(now), issue.pk],
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _mark_sql(alias: str, vendor: str) -> str:
+    shape = _shape_of(Issue, alias, vendor)
+    count, seen, at, pk = (shape.column[f] for f in ("announced_count", "announced_last_seen", "announced_at", "id"))
+    return f"UPDATE {shape.table} SET {count} = %s, {seen} = %s, {at} = %s WHERE {pk} = %s"
