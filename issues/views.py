@@ -13,11 +13,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import generics, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 
 from realtime.ids import IdConverter, parse_id
 from realtime.lean import LeanPost
 from realtime.position import PositionMixin
+from realtime.throttles import SlicedRateThrottle
 
 from .actor import acting_as
 from .events import batch_limit, ingest_events
@@ -169,7 +169,7 @@ class EventIngestView(LeanPost):
     ``LeanPost`` (realtime/lean.py), anything else by ``post``.
     """
 
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [SlicedRateThrottle]  # DRF's scoped rate, a bounded state (realtime/throttles.py)
     throttle_scope = "events"
 
     def lean_accept(self, data):
