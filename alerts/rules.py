@@ -17,17 +17,28 @@ Cool-down: an alert does not trigger again for the same issue within
 ``cooldown_seconds`` of its last trigger for that issue. The check and the
 insert run under a lock on the alert's row, so two concurrent events cannot
 both pass it.
+
+The active rules are read for every ingested batch, so ``active()`` keeps them
+``ALERTS_RULES_CACHE_SECONDS`` (default 1) per process. A save or delete of an
+alert in this process forgets them at once and again when its transaction
+commits, and a transaction that wrote an alert reads them fresh, so what this
+process changes it sees at once (rolled back or not); a change made by another
+process (another server, a shell) or without signals (``QuerySet.update``, SQL)
+is seen within that second. An alert deleted meanwhile does not fire (``fire``
+checks its row). 0 turns the cache off.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from django.db import transaction
+from django.conf import settings
+from django.db import router, transaction
 from django.utils import timezone
 
 from issues.ingest_sql import select_models
@@ -111,7 +122,9 @@ def fire(alert: Alert, issue: Issue, hit: Hit, now: datetime) -> AlertTrigger | 
     """Store a trigger unless the alert is cooling down for this issue; its save publishes it."""
     with transaction.atomic():
         # Serialises concurrent firings of one alert (PostgreSQL row lock; SQLite's write lock is already held).
-        Alert.objects.select_for_update().filter(pk=alert.pk).exists()
+        # The rule may come from active()'s cache: one deleted since by another process does not fire.
+        if not Alert.objects.select_for_update().filter(pk=alert.pk).exists():
+            return None
         if cooling_down(alert, issue.pk, now):
             return None
         return AlertTrigger.objects.create(
@@ -137,7 +150,46 @@ def check_new_issue(issue: Issue, now: datetime | None = None) -> list[AlertTrig
     return _check(active(Alert.Condition.MATCH), issue, created=True, now=now or timezone.now())
 
 
+def cache_seconds() -> float:
+    return float(getattr(settings, "ALERTS_RULES_CACHE_SECONDS", 1.0))
+
+
+# condition -> (monotonic expiry, the active alerts); _generation moves on every forget().
+_rules: dict[str, tuple[float, list[Alert]]] = {}
+_generation = 0
+
+
 def active(condition: str) -> list[Alert]:
-    """The active alerts of one condition, read for every ingested batch: a plain
-    SELECT (``issues.ingest_sql``), which costs less than compiling the queryset."""
+    """The active alerts of one condition (callers must not change them): kept per
+    process for ``cache_seconds()``, else a plain SELECT (``issues.ingest_sql``),
+    which costs less than compiling the queryset."""
+    ttl = cache_seconds()
+    if ttl <= 0 or _writing_alerts():
+        return _read(condition)
+    now = time.monotonic()
+    hit = _rules.get(condition)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    generation = _generation
+    rules = _read(condition)
+    if generation == _generation:  # no save or delete while reading: the rows are current
+        _rules[condition] = (now + ttl, rules)
+    return rules
+
+
+def _read(condition: str) -> list[Alert]:
     return select_models(Alert, {"is_active": True, "condition": condition})
+
+
+def forget() -> None:
+    """Drop the cached rules (an alert was saved or deleted, or its transaction committed)."""
+    global _generation
+    _generation += 1
+    _rules.clear()
+
+
+def _writing_alerts() -> bool:
+    """This thread's transaction saved or deleted an alert: its rows are not the committed ones
+    (signals.py registers ``forget`` on commit; Django drops it from the list on commit or rollback)."""
+    connection = transaction.get_connection(router.db_for_write(Alert))
+    return connection.in_atomic_block and any(func is forget for _, func, _ in connection.run_on_commit)

@@ -280,6 +280,8 @@ if REDIS_URL and not os.environ.get("REALTIME_POLL_INTERVAL"):
     REALTIME_POLL_INTERVAL = 2.0
 ISSUES_COUNT_COALESCE_SECONDS = env_float("ISSUES_COUNT_COALESCE_SECONDS", 1.0)
 ISSUES_EVENTS_BATCH_LIMIT = env_int("ISSUES_EVENTS_BATCH_LIMIT", 1000, positive=True)
+# Seconds a process keeps the active alert rules it checks every ingested event against (alerts/rules.py).
+ALERTS_RULES_CACHE_SECONDS = env_float("ALERTS_RULES_CACHE_SECONDS", 1.0)
 
 LOGGING = {
     "version": 1,

@@ -42,11 +42,13 @@ def django_db_modify_db_settings(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _fresh_hub():
     """Each test gets a fresh per-process hub (the server side of consumer tests)."""
+    from alerts import rules
     from dexter import auth
     from realtime.hub import reset_hub
 
     reset_hub()
     auth.clear()  # and no API token answer cached by an earlier test (dexter/auth.py)
+    rules.forget()  # nor active alerts (alerts/rules.py): a test database's flush sends no signals
     yield
     reset_hub()
 

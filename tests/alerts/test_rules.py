@@ -1,5 +1,6 @@
 """Threshold and match alerts firing from ingested events, the cool-down, and alert_trigger's shape."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -158,3 +159,63 @@ def test_trigger_saved_directly_publishes_and_edit_does_not():
 
 def test_invalid_stored_pattern_is_matched_literally():
     assert rules.compile_pattern("a[b").search("xa[by")
+
+
+# --- the active rules kept per process (rules.active) -------------------------
+
+
+def test_an_alert_saved_inside_the_ingesting_transaction_is_seen_and_its_rollback_forgotten():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        threshold_alert(threshold=0)
+        ingest_event(title="inside")
+        assert AlertTrigger.objects.count() == 1
+        raise RuntimeError
+    # The rolled-back alert is not kept: the next event neither sees it nor fails on it.
+    assert rules.active("threshold") == []
+    ingest_event(title="after")
+    assert not AlertTrigger.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rules_are_read_once_per_window_and_a_save_or_delete_here_is_seen_at_once(django_assert_num_queries):
+    ingest_event(title="warm")  # reads and keeps both conditions' rules (none)
+    with django_assert_num_queries(0):
+        assert rules.active("threshold") == [] and rules.active("match") == []
+    alert = threshold_alert(threshold=0)
+    ingest_event(title="seen")
+    assert AlertTrigger.objects.filter(alert=alert).count() == 1
+    alert.is_active = False
+    alert.save()
+    assert rules.active("threshold") == []
+    alert.is_active = True
+    alert.save()
+    assert rules.active("threshold") == [alert]
+    alert.delete()
+    assert rules.active("threshold") == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_without_signals_is_seen_after_the_cache_seconds(settings):
+    settings.ALERTS_RULES_CACHE_SECONDS = 0.2
+    alert = threshold_alert(threshold=0)
+    assert rules.active("threshold") == [alert]
+    Alert.objects.filter(pk=alert.pk).update(is_active=False)  # as another process would: no signal here
+    assert rules.active("threshold") == [alert]  # kept ...
+    time.sleep(0.25)
+    assert rules.active("threshold") == []  # ... for the cache's seconds only
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_rule_deleted_elsewhere_does_not_fire():
+    alert = threshold_alert(threshold=0)
+    assert rules.active("threshold") == [alert]
+    Alert.objects.filter(pk=alert.pk)._raw_delete("default")  # another process's DELETE: no signal here
+    result = ingest_event(title="still kept")  # the rule is still in the cache; its row is gone
+    assert result.event_count == 1 and not AlertTrigger.objects.exists()
+
+
+def test_the_cache_off_reads_every_time(settings, django_assert_num_queries):
+    settings.ALERTS_RULES_CACHE_SECONDS = 0
+    rules.active("threshold")
+    with django_assert_num_queries(1):
+        rules.active("threshold")
