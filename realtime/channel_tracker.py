@@ -246,8 +246,7 @@ class ChannelTracker:
     # --- across processes ------------------------------------------------
 
     async def _tell_others(self, channel: str) -> None:
-        if not self.hub.layer_is_local:
-            await self.hub._layer_send({"type": PRESENCE_MESSAGE, "origin": self.hub.server_id, "channel": channel})
+        await self.hub.tell_other_servers({"type": PRESENCE_MESSAGE, "origin": self.hub.server_id, "channel": channel})
 
     async def _on_layer_presence(self, message: dict) -> None:
         if message.get("origin") != self.hub.server_id and message["channel"] in self.subscribers:
@@ -258,16 +257,15 @@ class ChannelTracker:
     async def relay_signal(self, conn, channel: str, event: str, data: dict) -> None:
         text = encode({"type": "signal", "channel": channel, "event": event, "user_id": conn.user_id, "data": data})
         await self.relay_local(channel, text, conn.connection_id)
-        if not self.hub.layer_is_local:
-            await self.hub._layer_send(
-                {
-                    "type": SIGNAL_MESSAGE,
-                    "origin": self.hub.server_id,
-                    "channel": channel,
-                    "text": text,
-                    "sender": conn.connection_id,
-                }
-            )
+        await self.hub.tell_other_servers(
+            {
+                "type": SIGNAL_MESSAGE,
+                "origin": self.hub.server_id,
+                "channel": channel,
+                "text": text,
+                "sender": conn.connection_id,
+            }
+        )
 
     async def relay_local(self, channel: str, text: str, sender: str) -> None:
         for other in list(self.hub.subscribers.get(channel, ())):

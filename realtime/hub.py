@@ -249,6 +249,11 @@ class Hub:
     async def _layer_send(self, message: dict, group: str = FANOUT_GROUP) -> None:
         await layer_listener.group_send(self.layer, group, message)
 
+    async def tell_other_servers(self, message: dict) -> None:
+        """``message`` to every other server process through the layer; nothing with the in-process one."""
+        if not self.layer_is_local:
+            await self._layer_send(message)
+
     async def _on_layer_message(self, message: dict) -> None:
         kind = message.get("type")
         if kind == fanout.PUBLISH:

@@ -32,8 +32,7 @@ def revoke_everywhere(*, users: Iterable[object] = (), sessions: Iterable[object
 
         async def here_and_there() -> None:
             await revocation.close_matching(hub, set(user_ids), set(session_ids))
-            if not hub.layer_is_local:
-                await hub._layer_send(message)
+            await hub.tell_other_servers(message)
 
         asyncio.run_coroutine_threadsafe(here_and_there(), hub.loop)
         return
