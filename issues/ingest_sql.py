@@ -40,10 +40,6 @@ def _connection(model):
 PLAIN_VENDORS = ("sqlite", "postgresql")
 
 
-def plain_sql(model=Issue) -> bool:
-    return _connection(model).vendor in PLAIN_VENDORS
-
-
 @dataclass(frozen=True)
 class _Shape:
     """A model's columns and quoted names on one database, built once per process
@@ -53,6 +49,7 @@ class _Shape:
     columns: str  # every concrete column, quoted, in field order
     table: str
     column: dict[str, str]  # field name -> quoted column
+    pk: str  # the primary key's column, quoted
     datetimes: tuple[int, ...]  # positions SQLite hands back as naive datetimes or text
     booleans: tuple[int, ...]  # and as 0/1
 
@@ -67,6 +64,7 @@ def _shape_of(model, alias: str, vendor: str) -> _Shape:
         columns=", ".join(quote(f.column) for f in fields),
         table=quote(model._meta.db_table),
         column={f.name: quote(f.column) for f in fields},
+        pk=quote(model._meta.pk.column),
         datetimes=tuple(i for i, k in enumerate(kinds) if k == "DateTimeField") if vendor == "sqlite" else (),
         booleans=tuple(i for i, k in enumerate(kinds) if k == "BooleanField") if vendor == "sqlite" else (),
     )
@@ -94,8 +92,7 @@ def _select_sql(model, alias: str, vendor: str, names: tuple[str, ...], lock: bo
     shape = _shape_of(model, alias, vendor)
     condition = " AND ".join(f"{shape.column[name]} = %s" for name in names) or "1 = 1"
     suffix = " FOR UPDATE" if lock and vendor == "postgresql" else ""
-    pk = connections[alias].ops.quote_name("id")
-    return f"SELECT {shape.columns} FROM {shape.table} WHERE {condition} ORDER BY {pk}{suffix}"
+    return f"SELECT {shape.columns} FROM {shape.table} WHERE {condition} ORDER BY {shape.pk}{suffix}"
 
 
 def select_models(model, where: dict[str, object], *, lock: bool = False) -> list:
@@ -118,8 +115,8 @@ def lock_in_pk_order(fingerprints: Sequence[str]) -> None:
     connection = _connection(Issue)
     if connection.vendor != "postgresql" or len(fingerprints) < 2:
         return
-    quote = connection.ops.quote_name
-    table, pk, fp = quote(Issue._meta.db_table), quote("id"), quote(Issue._meta.get_field("fingerprint").column)
+    shape = _shape(Issue, connection)
+    table, pk, fp = shape.table, shape.pk, shape.column["fingerprint"]
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {pk} FROM {table} WHERE {fp} = ANY(%s) ORDER BY {pk} FOR UPDATE", [list(fingerprints)])
 
@@ -174,8 +171,7 @@ def _insert_events_sql(alias: str, vendor: str, rows: int) -> str:
     shape = _shape_of(Event, alias, vendor)
     columns = ", ".join(shape.column[f] for f in ("issue", "level", "received_at"))
     values = ", ".join(["(%s, %s, %s)"] * rows)
-    pk = connections[alias].ops.quote_name("id")
-    return f"INSERT INTO {shape.table} ({columns}) VALUES {values} RETURNING {pk}"
+    return f"INSERT INTO {shape.table} ({columns}) VALUES {values} RETURNING {shape.pk}"
 
 
 def mark_announced(issue: Issue, now: datetime) -> None:
@@ -198,5 +194,5 @@ def mark_announced(issue: Issue, now: datetime) -> None:
 @functools.lru_cache(maxsize=8)
 def _mark_sql(alias: str, vendor: str) -> str:
     shape = _shape_of(Issue, alias, vendor)
-    count, seen, at, pk = (shape.column[f] for f in ("announced_count", "announced_last_seen", "announced_at", "id"))
-    return f"UPDATE {shape.table} SET {count} = %s, {seen} = %s, {at} = %s WHERE {pk} = %s"
+    count, seen, at = (shape.column[f] for f in ("announced_count", "announced_last_seen", "announced_at"))
+    return f"UPDATE {shape.table} SET {count} = %s, {seen} = %s, {at} = %s WHERE {shape.pk} = %s"
