@@ -31,6 +31,8 @@ DEFAULTS = {
     "WEBSOCKET_BATCH_TICK": 0.02,
     # permessage-deflate under ``manage.py runrealtime`` (bench/README.md: off costs less).
     "WEBSOCKET_COMPRESSION": False,
+    # Plain keep-alive POSTs read by realtime/plain_http.py instead of Twisted's HTTP stack.
+    "REALTIME_PLAIN_HTTP": True,
     # Bytes of one encoded publication; the HTTP API answers 400 for a write that would make a larger one.
     "REALTIME_MAX_PUBLICATION_SIZE": 65536,
     # Seconds between each server's check of its sockets' users and token sessions (revocation.py).

@@ -49,6 +49,16 @@ HISTORY_REPLAYS = Counter(
 HISTORY_REPLAYED = Counter(
     "dexter_realtime_history_replayed_messages", "Stored messages sent by replays", registry=REGISTRY
 )
+PLAIN_HTTP_REQUESTS = Counter(
+    "dexter_realtime_plain_http_requests",
+    "HTTP requests read and answered by the server's plain-POST front (realtime/plain_http.py), not by daphne",
+    registry=REGISTRY,
+)
+PLAIN_HTTP_HANDOVERS = Counter(
+    "dexter_realtime_plain_http_handovers",
+    "HTTP connections the plain-POST front handed to daphne (a request that was not plain, TLS, a WebSocket)",
+    registry=REGISTRY,
+)
 
 # The last few notable events, for the console's "recent closes" and "slow or
 # rate-limited clients" (bounded: a flood of closes keeps only the newest).

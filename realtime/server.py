@@ -36,6 +36,7 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
 from . import conf
+from .plain_http import PlainFront
 from .startup import log_serving
 from .wire import probe_installed, warn_seam
 
@@ -133,7 +134,15 @@ class RealtimeServer(Server):
                     protocol.requestFactory = FormlessWebRequest
                 return protocol
 
-            self.http_factory.buildProtocol = build_formless
+            plain = conf.get("REALTIME_PLAIN_HTTP")
+            timeout = getattr(self.http_factory, "timeOut", None) or 0
+
+            def build_front(addr):
+                if not plain:
+                    return build_formless(addr)
+                return PlainFront(self, partial(build_formless, addr), timeout)
+
+            self.http_factory.buildProtocol = build_front
             self.http_factory._formless = True
         # Built in run() before listening; every connection is made after this.
         self.ws_factory.protocol = ReasonedWebSocketProtocol

@@ -171,6 +171,47 @@ def probe_installed() -> str | None:
     return f"autobahn's protocol has no {', '.join(missing)}" if missing else None
 
 
+def send_now(transport, sock, data: bytes) -> bool:
+    """Send ``data`` with one ``send()`` on a socket Twisted holds nothing for; True when all went.
+
+    The rest, if the kernel took only part, goes to Twisted's own write, which
+    sends it when the socket can take it. The caller has checked (through
+    ``twisted_seam_ok``) that nothing is queued.
+    """
+    try:
+        sent = sock.send(data)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    except OSError:
+        # A reset or broken pipe: Twisted's write meets it too and closes as usual.
+        transport.write(data)
+        return True
+    if sent < len(data):
+        transport.write(data[sent:])
+        return False
+    return True
+
+
+def write(transport, data: bytes) -> None:
+    """Twisted's ``transport.write``, without a loop turn when nothing is queued for the socket.
+
+    For a transport that passed ``twisted_seam_ok`` on a server whose probe
+    passed; anything unexpected falls back to Twisted's write.
+    """
+    try:
+        sock = transport.socket
+        queued = transport.dataBuffer or transport._tempDataBuffer
+        usable = sock is not None and transport.connected and not transport.disconnecting
+    except AttributeError:
+        warn_seam()
+        transport.write(data)
+        return
+    if queued or not usable:
+        transport.write(data)
+    else:
+        send_now(transport, sock, data)
+
+
 class DirectWire:
     """One daphne socket's fast path, and the bound on what is held for it.
 
@@ -279,19 +320,9 @@ class DirectWire:
             return False
         if queued:
             t.write(frame)
-            self.check()
+        elif send_now(t, sock, frame):
             return True
-        try:
-            sent = sock.send(frame)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            # A reset or broken pipe: Twisted's write meets it too and closes as usual.
-            t.write(frame)
-            return True
-        if sent < len(frame):
-            t.write(frame[sent:])
-            self.check()
+        self.check()
         return True
 
 
