@@ -97,7 +97,13 @@ CHOICES = {"REALTIME_DOORBELL": ("auto", "off", "0", "false", "no")}
 # Settings that change nothing a client sees on the wire (how the servers reach
 # each other and manage memory); every other one is in docs/protocol.md section 9.
 SERVER_SIDE = frozenset(
-    {"REALTIME_POLL_INTERVAL", "REALTIME_DOORBELL", "REALTIME_GC_FREEZE", "REALTIME_LAYER_RETRY_MAX"}
+    {
+        "REALTIME_POLL_INTERVAL",
+        "REALTIME_DOORBELL",
+        "REALTIME_GC_FREEZE",
+        "REALTIME_LAYER_RETRY_MAX",
+        "REALTIME_PLAIN_HTTP",
+    }
 )
 
 
