@@ -27,12 +27,26 @@ Async views still work (Django adapts them with ``async_to_sync``), and the
 WebSocket side is untouched. A client that disconnects mid-request is not
 listened for: a sync view cannot be interrupted in its thread anyway, and the
 answer to a closed connection is dropped by the server.
+
+A job runs in its worker thread's own context, not in a copy of the loop's,
+so the thread keeps its context variables from one request to the next, as a
+WSGI worker thread does. Django keeps per-thread state that is meant to last
+in ``asgiref.local.Local`` objects, which are context variables: the cache
+backends (``django.core.cache.caches``) among them. In a fresh copy per
+request every request built its cache backend again (a third of the
+throttle's cost), and with Redis a new client and connection pool, so a new
+Redis connection per request. What must not pass from one request to the next
+is reset per request, as under WSGI: the script prefix (set below), the
+URLconf (``request_finished``), the active language and time zone (activated
+by their middleware for each request when used; none is in the chain), and
+the project's own context variable, ``issues.actor``, which is set and reset
+around each write. The loop's context is not seen by a view: nothing on the
+loop side sets a variable a view reads (the request travels in ``scope``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import os
 import queue
 import threading
@@ -71,15 +85,15 @@ class Workers:
     def run(self, func, *args) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        # The caller's context variables, copied per call as sync_to_async does.
-        self._jobs.put((loop, future, contextvars.copy_context(), func, args))
+        self._jobs.put((loop, future, func, args))
         return future
 
     def _work(self) -> None:
         while True:
-            loop, future, context, func, args = self._jobs.get()
+            loop, future, func, args = self._jobs.get()
             try:
-                result, error = context.run(func, *args), None
+                # In this thread's own context, kept between jobs (the module's docstring says why).
+                result, error = func(*args), None
             except BaseException as exc:  # handed to the awaiting request
                 result, error = None, exc
             try:

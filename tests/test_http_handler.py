@@ -144,3 +144,50 @@ async def test_a_view_that_raises_is_a_500_and_the_worker_lives_on(settings):
     assert status == 500
     status, _, body = await request(app, "/ok/")
     assert (status, body) == (200, b"ok")
+
+
+def _cache_urls(seen: list):
+    from django.core.cache import caches
+    from django.http import HttpResponse
+    from django.urls import path
+
+    def touch(request):
+        backend = caches["default"]
+        backend.set("touched", len(seen))
+        seen.append(backend)  # kept alive, so a new backend cannot reuse an old one's id
+        return HttpResponse("ok")
+
+    return type("urls", (), {"urlpatterns": [path("touch/", touch)]})
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_worker_thread_keeps_its_cache_backend_between_requests(settings):
+    """As a WSGI thread does: a job runs in the thread's own context, where Django's
+    ``caches`` (an asgiref Local, a context variable) keeps what it built."""
+    seen: list = []
+    settings.ROOT_URLCONF = _cache_urls(seen)
+    app = PooledASGIHandler(threads=1)
+    for _ in range(3):
+        status, _, body = await request(app, "/touch/")
+        assert (status, body) == (200, b"ok")
+    assert seen[0] is seen[1] is seen[2]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_requests_share_one_redis_connection(settings, redis_url):
+    """With a fresh context per request, each request built a Redis client and its
+    pool again: a new Redis connection per request."""
+    import redis
+
+    settings.CACHES = {"default": {"BACKEND": "dexter.cache.RedisCacheWithLocalFallback", "LOCATION": redis_url}}
+    settings.ROOT_URLCONF = _cache_urls([])
+    counter = redis.Redis.from_url(redis_url)
+    before = counter.info("stats")["total_connections_received"]
+    app = PooledASGIHandler(threads=1)
+    for _ in range(10):
+        status, _, body = await request(app, "/touch/")
+        assert (status, body) == (200, b"ok")
+    assert counter.info("stats")["total_connections_received"] - before == 1
+    counter.close()
