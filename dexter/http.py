@@ -33,15 +33,19 @@ so the thread keeps its context variables from one request to the next, as a
 WSGI worker thread does. Django keeps per-thread state that is meant to last
 in ``asgiref.local.Local`` objects, which are context variables: the cache
 backends (``django.core.cache.caches``) among them. In a fresh copy per
-request every request built its cache backend again (a third of the
-throttle's cost), and with Redis a new client and connection pool, so a new
-Redis connection per request. What must not pass from one request to the next
-is reset per request, as under WSGI: the script prefix (set below), the
-URLconf (``request_finished``), the active language and time zone (activated
-by their middleware for each request when used; none is in the chain), and
-the project's own context variable, ``issues.actor``, which is set and reset
-around each write. The loop's context is not seen by a view: nothing on the
-loop side sets a variable a view reads (the request travels in ``scope``).
+request every request built its cache backend again (with the rest of the
+per-request copying, 40-50 us of a worker's CPU an event POST; bench/README.md,
+issue 13, seventh round), and with Redis a new client and connection pool, so
+a new Redis connection per request. What must not pass from one request to
+the next is reset per request, as under WSGI: the script prefix (set below),
+the URLconf (``request_finished``), the active language and time zone
+(activated by their middleware for each request when used; none is in the
+chain), and the project's own context variable, ``issues.actor``, which is set
+and reset around each write. A view that sets a context variable and leaves it
+set leaves it to the thread's next request, as a thread-local would under
+WSGI: set them with a reset (``ContextVar.reset``, a ``with`` block). The
+loop's context is not seen by a view: nothing on the loop side sets a variable
+a view reads (the request travels in ``scope``).
 """
 
 from __future__ import annotations
