@@ -1,6 +1,6 @@
 """daphne's ``Server``, tuned for many long-lived sockets: what ``manage.py runrealtime`` runs.
 
-Five changes; the first two and the fourth are measured in bench/README.md:
+Six changes; all but the second and third are measured in bench/README.md:
 
 - Each WebSocket gets an ``InputQueue`` instead of an ``asyncio.Queue``: daphne
   makes one per socket to feed the application, and ``asyncio.Queue`` carries
@@ -19,10 +19,14 @@ Five changes; the first two and the fourth are measured in bench/README.md:
   and WEBSOCKET_SEND_BUFFER_LIMIT) is offered to the consumers
   (``direct_wire``) once ``wire.probe_installed`` finds at start-up that the
   installed autobahn and Twisted keep what it reads where it reads it.
+- Each HTTP connection starts in ``plain_http.PlainFront``, which reads and
+  answers plain keep-alive POSTs itself and hands everything else to daphne's
+  protocol at a request boundary (``REALTIME_PLAIN_HTTP``).
 
 Plain ``daphne dexter.asgi:application`` serves the same application, with
-daphne's defaults and without the fast path: every frame goes through
-daphne's ASGI ``send``, and what is held for a slow socket is not bounded.
+daphne's defaults and without the fast paths: every request goes through
+Twisted's HTTP stack, every frame through daphne's ASGI ``send``, and what is
+held for a slow socket is not bounded.
 """
 
 from __future__ import annotations
