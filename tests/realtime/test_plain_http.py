@@ -198,15 +198,20 @@ async def test_a_disconnect_reaches_an_application_still_listening():
     assert seen == [{"type": "http.disconnect"}]
 
 
-@pytest.mark.asyncio
-async def test_an_idle_connection_closes_after_the_timeout_and_a_busy_one_does_not():
-    release = asyncio.Event()
+def held_until(release: asyncio.Event):
+    """``echo``, once ``release`` is set."""
 
     async def slow(scope, receive, send):
         await release.wait()
         await echo(scope, receive, send)
 
-    front, transport, _, clock = connect(slow, timeout=60)
+    return slow
+
+
+@pytest.mark.asyncio
+async def test_an_idle_connection_closes_after_the_timeout_and_a_busy_one_does_not():
+    release = asyncio.Event()
+    front, transport, _, clock = connect(held_until(release), timeout=60)
     front.dataReceived(request())
     clock.advance(61)  # a request is running: not idle
     assert not transport.disconnecting
@@ -221,12 +226,7 @@ async def test_an_idle_connection_closes_after_the_timeout_and_a_busy_one_does_n
 @pytest.mark.asyncio
 async def test_pipelined_requests_past_one_head_pause_reading_until_the_answer():
     release = asyncio.Event()
-
-    async def slow(scope, receive, send):
-        await release.wait()
-        await echo(scope, receive, send)
-
-    front, transport, _, _ = connect(slow)
+    front, transport, _, _ = connect(held_until(release))
     front.dataReceived(request(b"1"))
     front.dataReceived(request(b"2" * 17000))
     assert transport.producerState == "paused"
