@@ -299,9 +299,7 @@ class DirectWire:
 
         Run once per socket per publication: every check reads an attribute
         directly (no ``getattr`` defaults, no dict copies), and the frame comes
-        from ``frame_for``'s one-entry cache when the fan-out already built it; the
-        ``send()`` is written out here rather than through ``send_now``, one call
-        fewer per socket.
+        from ``frame_for``'s one-entry cache when the fan-out already built it.
         """
         if self.backed_up:
             return True  # closing with 4500: nothing more is held for it
@@ -334,18 +332,8 @@ class DirectWire:
             return False
         if queued:
             t.write(frame)
-        else:
-            try:
-                sent = sock.send(frame)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                # A reset or broken pipe: Twisted's write meets it too and closes as usual.
-                t.write(frame)
-                return True
-            if sent == len(frame):
-                return True
-            t.write(frame[sent:])
+        elif send_now(t, sock, frame):
+            return True
         self.check()
         return True
 
